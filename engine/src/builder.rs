@@ -1,0 +1,262 @@
+//! Configuring a cache: [`Config`] holds the plain settings,
+//! [`CacheBuilder`] adds the hooks and validates everything in `build`.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::time::Duration;
+
+use crate::cache::Cache;
+use crate::clock::{Clock, ManualClock};
+use crate::error::ConfigError;
+use crate::listener::{EvictionListener, Hooks, Weigher};
+
+/// The largest supported capacity (in weight units).
+pub const MAX_CAPACITY: u64 = 1 << 62;
+/// The largest supported shard count.
+pub const MAX_SHARDS: usize = 1 << 16;
+/// With the default shard count, shards are halved until each holds at
+/// least this much weight (small caches gain hit ratio from fewer shards).
+const MIN_SHARD_CAPACITY: u64 = 1024;
+
+/// The plain-data settings of a cache. Build one through
+/// [`Cache::builder`]; every field's default is documented on its setter.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Config {
+    /// See [`CacheBuilder::max_capacity`].
+    pub max_capacity: u64,
+    /// See [`CacheBuilder::shards`].
+    pub shards: Option<usize>,
+    /// See [`CacheBuilder::time_to_live`].
+    pub time_to_live: Option<Duration>,
+    /// See [`CacheBuilder::time_to_idle`].
+    pub time_to_idle: Option<Duration>,
+}
+
+impl Config {
+    /// Checks the settings and works out the shard count.
+    pub(crate) fn validate(&self) -> Result<usize, ConfigError> {
+        let capacity = self.max_capacity;
+        if capacity == 0 {
+            return Err(ConfigError::ZeroCapacity);
+        }
+        if capacity > MAX_CAPACITY {
+            return Err(ConfigError::CapacityTooLarge {
+                given: capacity,
+                max: MAX_CAPACITY,
+            });
+        }
+        if self.time_to_live == Some(Duration::ZERO) {
+            return Err(ConfigError::ZeroDuration {
+                which: "time_to_live",
+            });
+        }
+        if self.time_to_idle == Some(Duration::ZERO) {
+            return Err(ConfigError::ZeroDuration {
+                which: "time_to_idle",
+            });
+        }
+        match self.shards {
+            Some(shards) if shards == 0 || !shards.is_power_of_two() || shards > MAX_SHARDS => {
+                Err(ConfigError::InvalidShards {
+                    given: shards,
+                    max: MAX_SHARDS,
+                })
+            }
+            Some(shards) if shards as u64 > capacity => Err(ConfigError::ShardsExceedCapacity { shards, capacity }),
+            Some(shards) => Ok(shards),
+            None => Ok(default_shards(capacity)),
+        }
+    }
+}
+
+/// `next_pow2(4 x cores)`, halved while a shard would hold less than
+/// [`MIN_SHARD_CAPACITY`].
+pub(crate) fn default_shards(capacity: u64) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut shards = (cores * 4).next_power_of_two().min(MAX_SHARDS);
+    while shards > 1 && capacity / (shards as u64) < MIN_SHARD_CAPACITY {
+        shards /= 2;
+    }
+    shards
+}
+
+/// Builds a [`Cache`]. Setters chain by value; [`CacheBuilder::build`]
+/// validates and never panics.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use strata::Cache;
+///
+/// // A byte budget: entries weigh their length.
+/// let cache: Cache<String, Vec<u8>> = Cache::builder()
+///     .max_capacity(64 * 1024 * 1024)
+///     .weigher(|_key: &String, value: &Vec<u8>| value.len().try_into().unwrap_or(u32::MAX))
+///     .time_to_live(Duration::from_secs(300))
+///     .build()?;
+/// cache.insert("k".to_string(), vec![0; 1024])?;
+/// assert_eq!(cache.weighted_size(), 1024);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[must_use]
+pub struct CacheBuilder<K, V, S> {
+    config: Config,
+    hasher: S,
+    hooks: Hooks<K, V>,
+    clock: Option<ManualClock>,
+    _types: PhantomData<fn(K, V)>,
+}
+
+impl<K, V, S: Default> CacheBuilder<K, V, S> {
+    pub(crate) fn new() -> Self {
+        Self {
+            config: Config::default(),
+            hasher: S::default(),
+            hooks: Hooks {
+                weigher: None,
+                listener: None,
+            },
+            clock: None,
+            _types: PhantomData,
+        }
+    }
+}
+
+impl<K, V, S> CacheBuilder<K, V, S> {
+    /// The most weight the cache holds (with the default weigher: entries).
+    /// Required; must be between 1 and [`MAX_CAPACITY`].
+    ///
+    /// The capacity is split evenly over the shards, and one entry may weigh
+    /// at most one shard's share.
+    pub fn max_capacity(mut self, capacity: u64) -> Self {
+        self.config.max_capacity = capacity;
+        self
+    }
+
+    /// The number of shards, a power of two up to [`MAX_SHARDS`]. Default:
+    /// `next_pow2(4 x available parallelism)`, fewer for caches too small
+    /// to give each shard 1,024 units of capacity.
+    pub fn shards(mut self, shards: usize) -> Self {
+        self.config.shards = Some(shards);
+        self
+    }
+
+    /// A time-to-live for every entry, counted from its insert. Default:
+    /// none. [`Cache::insert_with_ttl`] overrides it per entry.
+    pub fn time_to_live(mut self, ttl: Duration) -> Self {
+        self.config.time_to_live = Some(ttl);
+        self
+    }
+
+    /// A time-to-idle: an entry not read or written for this long expires.
+    /// Default: none.
+    pub fn time_to_idle(mut self, tti: Duration) -> Self {
+        self.config.time_to_idle = Some(tti);
+        self
+    }
+
+    /// How much each entry weighs. Default: 1 per entry.
+    pub fn weigher(mut self, weigher: impl Weigher<K, V> + 'static) -> Self {
+        self.hooks.weigher = Some(Box::new(weigher));
+        self
+    }
+
+    /// Who is told of every removal and its cause. Default: nobody.
+    pub fn eviction_listener(mut self, listener: impl EvictionListener<K, V> + 'static) -> Self {
+        self.hooks.listener = Some(Box::new(listener));
+        self
+    }
+
+    /// Reads time from `clock` instead of the system's monotonic clock.
+    pub fn clock(mut self, clock: ManualClock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Hashes keys with `hasher` (default: `ahash::RandomState`).
+    pub fn hasher<S2>(self, hasher: S2) -> CacheBuilder<K, V, S2> {
+        CacheBuilder {
+            config: self.config,
+            hasher,
+            hooks: self.hooks,
+            clock: self.clock,
+            _types: PhantomData,
+        }
+    }
+
+    /// The plain settings so far.
+    #[must_use]
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Validates the settings and builds the cache.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] for a zero or too large capacity, a shard count that
+    /// is not a power of two in range (or exceeds the capacity), or a zero
+    /// time-to-live or time-to-idle.
+    pub fn build(self) -> Result<Cache<K, V, S>, ConfigError> {
+        let shards = self.config.validate()?;
+        let clock = self.clock.map_or_else(Clock::system, Clock::Manual);
+        Ok(Cache::from_parts(self.config, shards, self.hasher, self.hooks, clock))
+    }
+}
+
+impl<K, V, S> fmt::Debug for CacheBuilder<K, V, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CacheBuilder")
+            .field("config", &self.config)
+            .field("hooks", &self.hooks)
+            .field("clock", &self.clock)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(capacity: u64, shards: Option<usize>) -> Config {
+        Config {
+            max_capacity: capacity,
+            shards,
+            ..Config::default()
+        }
+    }
+
+    #[test]
+    fn rejects_absurd_settings() {
+        assert_eq!(config(0, None).validate(), Err(ConfigError::ZeroCapacity));
+        assert!(matches!(
+            config(u64::MAX, None).validate(),
+            Err(ConfigError::CapacityTooLarge { .. })
+        ));
+        for shards in [0, 3, 1 << 20] {
+            assert!(matches!(
+                config(1 << 30, Some(shards)).validate(),
+                Err(ConfigError::InvalidShards { .. })
+            ));
+        }
+        assert!(matches!(
+            config(2, Some(4)).validate(),
+            Err(ConfigError::ShardsExceedCapacity { .. })
+        ));
+        let zero_ttl = Config {
+            time_to_live: Some(Duration::ZERO),
+            ..config(10, None)
+        };
+        assert!(matches!(zero_ttl.validate(), Err(ConfigError::ZeroDuration { .. })));
+    }
+
+    #[test]
+    fn small_caches_get_fewer_shards() {
+        assert_eq!(default_shards(1000), 1);
+        assert_eq!(default_shards(2048), 2);
+        assert!(default_shards(1 << 30).is_power_of_two());
+        assert!(default_shards(1 << 30) >= 4);
+    }
+}

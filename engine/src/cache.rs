@@ -1,0 +1,541 @@
+//! The public cache: shards chosen by hash, the hooks, and the listener
+//! delivery that runs after every shard lock is released.
+
+use std::borrow::Borrow;
+use std::fmt;
+use std::hash::{BuildHasher, Hash};
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::time::Duration;
+
+use ahash::RandomState;
+use crossbeam_utils::CachePadded;
+
+use crate::builder::{CacheBuilder, Config};
+use crate::clock::{deadline_after, saturating_nanos, Clock, NEVER};
+use crate::error::InsertError;
+use crate::listener::{Hooks, RemovalCause};
+use crate::shard::{Ctx, Lookup, Removed, Shard};
+use crate::stats::Stats;
+use crate::sync::{Arc, AtomicU64, Ordering, RwLock};
+
+/// A concurrent, weight-bounded cache with W-TinyLFU eviction.
+///
+/// Cloning is cheap and every clone shares the same entries. See the
+/// [crate docs](crate) for the design.
+///
+/// # Examples
+///
+/// ```
+/// use strata::Cache;
+///
+/// let cache = Cache::new(10_000);
+/// cache.insert("answer", 42)?;
+/// assert_eq!(cache.get("answer"), Some(42));
+/// assert_eq!(cache.remove("answer"), Some(42));
+/// assert!(!cache.contains_key("answer"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct Cache<K, V, S = RandomState> {
+    inner: Arc<Inner<K, V, S>>,
+}
+
+struct Slot<K, V> {
+    shard: RwLock<Shard<K, V>>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+struct Inner<K, V, S> {
+    slots: Box<[CachePadded<Slot<K, V>>]>,
+    mask: usize,
+    hasher: S,
+    hooks: Hooks<K, V>,
+    clock: Clock,
+    capacity: u64,
+    ttl: Option<u64>,
+    tti: Option<u64>,
+    listener_panics: AtomicU64,
+}
+
+impl<K, V, S> Clone for Cache<K, V, S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<K, V> Cache<K, V, RandomState>
+where
+    K: Hash + Eq,
+    V: Clone,
+{
+    /// A cache holding up to `max_entries` entries, with default settings.
+    ///
+    /// Values above [`MAX_CAPACITY`](crate::MAX_CAPACITY) are lowered to it;
+    /// a capacity of 0 makes a cache that holds nothing (every insert is
+    /// refused as too heavy). [`Cache::builder`] reports such settings as
+    /// errors instead.
+    #[must_use]
+    pub fn new(max_entries: u64) -> Self {
+        let config = Config {
+            max_capacity: max_entries.min(crate::MAX_CAPACITY),
+            ..Config::default()
+        };
+        let shards = crate::builder::default_shards(config.max_capacity);
+        let hooks = Hooks {
+            weigher: None,
+            listener: None,
+        };
+        Self::from_parts(config, shards, RandomState::new(), hooks, Clock::system())
+    }
+}
+
+impl<K, V> Cache<K, V, RandomState> {
+    /// A builder for every other setting.
+    pub fn builder() -> CacheBuilder<K, V, RandomState> {
+        CacheBuilder::new()
+    }
+}
+
+impl<K, V, S> Cache<K, V, S> {
+    pub(crate) fn from_parts(config: Config, shards: usize, hasher: S, hooks: Hooks<K, V>, clock: Clock) -> Self {
+        let unit = hooks.weigher.is_none();
+        let capacity = config.max_capacity;
+        let n = shards as u64;
+        let slots = (0..n)
+            .map(|i| {
+                let share = capacity / n + u64::from(i < capacity % n);
+                CachePadded::new(Slot {
+                    shard: RwLock::new(Shard::new(share, unit, 0x9e37_79b9 ^ (i + 1) << 20)),
+                    hits: AtomicU64::new(0),
+                    misses: AtomicU64::new(0),
+                })
+            })
+            .collect();
+        Self {
+            inner: Arc::new(Inner {
+                slots,
+                mask: shards - 1,
+                hasher,
+                hooks,
+                clock,
+                capacity,
+                ttl: config.time_to_live.map(saturating_nanos),
+                tti: config.time_to_idle.map(saturating_nanos),
+                listener_panics: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// The configured capacity.
+    #[must_use]
+    pub fn capacity(&self) -> u64 {
+        self.inner.capacity
+    }
+
+    /// The number of shards.
+    #[must_use]
+    pub fn shard_count(&self) -> usize {
+        self.inner.slots.len()
+    }
+
+    /// The number of entries held (including expired ones that were not
+    /// reclaimed yet; they are never returned).
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.inner.slots.iter().map(|s| s.shard.read().len()).sum()
+    }
+
+    /// True if the cache holds no entries.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The total weight of the entries held.
+    #[must_use]
+    pub fn weighted_size(&self) -> u64 {
+        self.inner.slots.iter().map(|s| s.shard.read().weighted_size()).sum()
+    }
+
+    /// A snapshot of the counters.
+    #[must_use]
+    pub fn stats(&self) -> Stats {
+        let mut stats = Stats {
+            listener_panics: self.inner.listener_panics.load(Ordering::Relaxed),
+            ..Stats::default()
+        };
+        for slot in self.inner.slots.iter() {
+            stats.hits += slot.hits.load(Ordering::Relaxed);
+            stats.misses += slot.misses.load(Ordering::Relaxed);
+            let shard = slot.shard.read();
+            let c = shard.counters;
+            stats.inserts += c.inserts;
+            stats.updates += c.updates;
+            stats.evictions += c.evicted;
+            stats.expirations += c.expired;
+            stats.removals += c.removed;
+            stats.cleared += c.cleared;
+            stats.admissions_rejected += c.admissions_rejected;
+            stats.rejected_too_heavy += c.too_heavy;
+            stats.entries += shard.len() as u64;
+            stats.weighted_size += shard.weighted_size();
+        }
+        stats
+    }
+
+    /// Hands removed entries to the listener, outside every lock.
+    fn notify(&self, removed: Removed<K, V>) {
+        if removed.is_empty() {
+            return;
+        }
+        let Some(listener) = &self.inner.hooks.listener else {
+            return;
+        };
+        let mut first_panic = None;
+        for (key, value, cause) in removed.into_iter() {
+            let call = catch_unwind(AssertUnwindSafe(|| listener.on_removal(key, value, cause)));
+            if let Err(panic) = call {
+                self.inner.listener_panics.fetch_add(1, Ordering::Relaxed);
+                first_panic.get_or_insert(panic);
+            }
+        }
+        if let Some(panic) = first_panic {
+            resume_unwind(panic);
+        }
+    }
+}
+
+impl<K, V, S> Cache<K, V, S>
+where
+    K: Hash + Eq,
+    V: Clone,
+    S: BuildHasher,
+{
+    #[inline]
+    fn hash<Q: Hash + ?Sized>(&self, key: &Q) -> u64 {
+        self.inner.hasher.hash_one(key)
+    }
+
+    #[inline]
+    fn slot(&self, hash: u64) -> &Slot<K, V> {
+        // Bits 32.. pick the shard: hashbrown uses the top 7 bits and the
+        // low bits, so the shard index stays independent of both.
+        &self.inner.slots[(hash >> 32) as usize & self.inner.mask]
+    }
+
+    #[inline]
+    fn ctx(&self) -> Ctx<'_, S> {
+        Ctx {
+            hasher: &self.inner.hasher,
+            tti: self.inner.tti,
+        }
+    }
+
+    /// The value for `key`, if cached and not expired; counts as an access.
+    ///
+    /// Takes only the shard's read lock: concurrent hits never exclude one
+    /// another.
+    #[inline]
+    pub fn get<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.hash(key);
+        let slot = self.slot(hash);
+        let found = slot
+            .shard
+            .read()
+            .get(&self.ctx(), hash, key, || self.inner.clock.now(), true);
+        match found {
+            Lookup::Hit(value) => {
+                slot.hits.fetch_add(1, Ordering::Relaxed);
+                Some(value)
+            }
+            Lookup::Miss => {
+                slot.misses.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+            Lookup::Expired => {
+                slot.misses.fetch_add(1, Ordering::Relaxed);
+                self.reclaim(slot);
+                None
+            }
+        }
+    }
+
+    /// The value for `key` without counting an access or a hit: no effect on
+    /// eviction, idle time or stats.
+    pub fn peek<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.hash(key);
+        let found = self
+            .slot(hash)
+            .shard
+            .read()
+            .get(&self.ctx(), hash, key, || self.inner.clock.now(), false);
+        match found {
+            Lookup::Hit(value) => Some(value),
+            Lookup::Miss | Lookup::Expired => None,
+        }
+    }
+
+    /// Whether `key` is cached and not expired (like [`Cache::peek`]).
+    pub fn contains_key<Q>(&self, key: &Q) -> bool
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.hash(key);
+        let shard = self.slot(hash).shard.read();
+        match shard.find(hash, key) {
+            None => false,
+            Some(idx) => !shard.is_expired(idx, self.now_if(shard.expiry.is_some()), self.inner.tti),
+        }
+    }
+
+    /// Caches `value` under `key` with the default time-to-live, replacing
+    /// any value it had.
+    ///
+    /// The new entry may be evicted right away if the admission policy
+    /// finds it less popular than what it would displace; that is not an
+    /// error.
+    ///
+    /// # Errors
+    ///
+    /// [`InsertError::TooHeavy`] if the entry weighs more than one shard's
+    /// share of the capacity; the key's old value, if any, is removed.
+    pub fn insert(&self, key: K, value: V) -> Result<(), InsertError<K, V>> {
+        self.insert_inner(key, value, self.inner.ttl)
+    }
+
+    /// Like [`Cache::insert`] with a time-to-live for this entry alone
+    /// (durations beyond about 584 years mean "never").
+    ///
+    /// # Errors
+    ///
+    /// As [`Cache::insert`].
+    pub fn insert_with_ttl(&self, key: K, value: V, ttl: Duration) -> Result<(), InsertError<K, V>> {
+        self.insert_inner(key, value, Some(saturating_nanos(ttl)))
+    }
+
+    fn insert_inner(&self, key: K, value: V, ttl: Option<u64>) -> Result<(), InsertError<K, V>> {
+        let weight = match &self.inner.hooks.weigher {
+            None => 1,
+            Some(weigher) => weigher.weigh(&key, &value).max(1),
+        };
+        let hash = self.hash(&key);
+        let slot = self.slot(hash);
+        let ctx = self.ctx();
+        let mut removed = Removed::new();
+        let result = {
+            let mut shard = slot.shard.write();
+            let timed = ttl.is_some() || ctx.tti.is_some() || shard.expiry.is_some();
+            let now = self.now_if(timed);
+            shard.expire(&ctx, now, &mut removed);
+            if u64::from(weight) > shard.capacity {
+                if let Some((old_key, old_value)) = shard.remove(ctx.hasher, hash, &key) {
+                    shard.counters.removed += 1;
+                    removed.push(old_key, old_value, RemovalCause::Removed);
+                }
+                shard.counters.too_heavy += 1;
+                Err(InsertError::TooHeavy {
+                    key,
+                    value,
+                    weight,
+                    max_weight: shard.capacity,
+                })
+            } else {
+                let deadline = ttl.map_or(NEVER, |ttl| deadline_after(now, ttl));
+                shard.upsert(&ctx, hash, key, value, weight, deadline, now, &mut removed);
+                shard.climb(slot.hits.load(Ordering::Relaxed), slot.misses.load(Ordering::Relaxed));
+                shard.evict(&ctx, now, &mut removed);
+                Ok(())
+            }
+        };
+        self.notify(removed);
+        result
+    }
+
+    /// Removes `key`, returning its value if it was cached and not expired.
+    pub fn remove<Q>(&self, key: &Q) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.hash(key);
+        let ctx = self.ctx();
+        let mut removed = Removed::new();
+        let value = {
+            let mut shard = self.slot(hash).shard.write();
+            let now = self.now_if(shard.expiry.is_some());
+            let expired = shard.find(hash, key).is_some_and(|idx| shard.is_expired(idx, now, ctx.tti));
+            let (key, value) = shard.remove(ctx.hasher, hash, key)?;
+            if expired {
+                shard.counters.expired += 1;
+                removed.push(key, value, RemovalCause::Expired);
+                None
+            } else {
+                shard.counters.removed += 1;
+                if self.inner.hooks.listener.is_some() {
+                    removed.push(key, value.clone(), RemovalCause::Removed);
+                }
+                Some(value)
+            }
+        };
+        self.notify(removed);
+        value
+    }
+
+    /// Removes every entry (the listener hears [`RemovalCause::Cleared`])
+    /// and releases the memory the shards held.
+    pub fn clear(&self) {
+        for slot in self.inner.slots.iter() {
+            let mut removed = Removed::new();
+            slot.shard.write().drain(&mut removed, RemovalCause::Cleared);
+            self.notify(removed);
+        }
+    }
+
+    /// Keeps only the entries for which `keep` returns true; the others are
+    /// removed ([`RemovalCause::Removed`]).
+    ///
+    /// `keep` runs while the shard's write lock is held: it must not call
+    /// back into this cache, or it deadlocks.
+    pub fn retain<F>(&self, mut keep: F)
+    where
+        F: FnMut(&K, &V) -> bool,
+    {
+        let ctx = self.ctx();
+        for slot in self.inner.slots.iter() {
+            let mut removed = Removed::new();
+            {
+                let mut shard = slot.shard.write();
+                let now = self.now_if(shard.expiry.is_some());
+                shard.expire(&ctx, now, &mut removed);
+                // Walk backwards: a removal moves the last entry, which was
+                // already visited, into the hole.
+                for idx in (0..shard.len() as u32).rev() {
+                    let node = &shard.nodes[idx as usize];
+                    if !keep(&node.key, &node.value) {
+                        let node = shard.remove_at(ctx.hasher, idx);
+                        shard.counters.removed += 1;
+                        removed.push(node.key, node.value, RemovalCause::Removed);
+                    }
+                }
+            }
+            self.notify(removed);
+        }
+    }
+
+    /// Reclaims every expired entry now, in every shard. Expired entries are
+    /// otherwise reclaimed by the writes (and the reads that find them) of
+    /// their shard; call this when a cache sees few writes but should let
+    /// go of memory promptly.
+    pub fn purge_expired(&self) {
+        for slot in self.inner.slots.iter() {
+            let mut removed = Removed::new();
+            {
+                let mut shard = slot.shard.write();
+                if shard.expiry.is_some() {
+                    let now = self.inner.clock.now();
+                    shard.expire(&self.ctx(), now, &mut removed);
+                }
+            }
+            self.notify(removed);
+        }
+    }
+
+    /// An iterator over a snapshot of the entries, one shard at a time
+    /// (clones of keys and values; expired entries are skipped). Writes made
+    /// during the iteration may or may not be seen.
+    pub fn iter(&self) -> Iter<'_, K, V, S>
+    where
+        K: Clone,
+    {
+        Iter {
+            cache: self,
+            next_shard: 0,
+            buffer: Vec::new().into_iter(),
+        }
+    }
+
+    /// Reclaims expired entries of `slot` if its lock is free right now.
+    fn reclaim(&self, slot: &Slot<K, V>) {
+        let mut removed = Removed::new();
+        if let Some(mut shard) = slot.shard.try_write() {
+            let now = self.inner.clock.now();
+            shard.expire(&self.ctx(), now, &mut removed);
+        }
+        self.notify(removed);
+    }
+
+    fn now_if(&self, needed: bool) -> u64 {
+        if needed {
+            self.inner.clock.now()
+        } else {
+            0
+        }
+    }
+}
+
+/// Iterator over a snapshot of a cache's entries; see [`Cache::iter`].
+pub struct Iter<'a, K, V, S> {
+    cache: &'a Cache<K, V, S>,
+    next_shard: usize,
+    buffer: std::vec::IntoIter<(K, V)>,
+}
+
+impl<K, V, S> Iterator for Iter<'_, K, V, S>
+where
+    K: Hash + Eq + Clone,
+    V: Clone,
+    S: BuildHasher,
+{
+    type Item = (K, V);
+
+    fn next(&mut self) -> Option<(K, V)> {
+        loop {
+            if let Some(item) = self.buffer.next() {
+                return Some(item);
+            }
+            let slot = self.cache.inner.slots.get(self.next_shard)?;
+            self.next_shard += 1;
+            let shard = slot.shard.read();
+            let now = self.cache.now_if(shard.expiry.is_some());
+            let tti = self.cache.inner.tti;
+            let snapshot: Vec<(K, V)> = (0..shard.len() as u32)
+                .filter(|&idx| !shard.is_expired(idx, now, tti))
+                .map(|idx| {
+                    let node = &shard.nodes[idx as usize];
+                    (node.key.clone(), node.value.clone())
+                })
+                .collect();
+            self.buffer = snapshot.into_iter();
+        }
+    }
+}
+
+impl<K, V, S> fmt::Debug for Iter<'_, K, V, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Iter")
+            .field("next_shard", &self.next_shard)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K, V, S> fmt::Debug for Cache<K, V, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Cache")
+            .field("capacity", &self.inner.capacity)
+            .field("shards", &self.inner.slots.len())
+            .field("len", &self.len())
+            .field("weighted_size", &self.weighted_size())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,100 @@
+//! Adapting the admission window to the workload by hill climbing.
+//!
+//! W-TinyLFU splits the cache into a small LRU *window* (which favours
+//! recency: new entries live there first) and a large frequency-guarded
+//! *main* space. No fixed split suits every workload: bursty, recency-heavy
+//! traces want a bigger window, looping or frequency-heavy ones a tiny one.
+//! Following Einziger, Eytan, Friedman and Manes ("Adaptive Software Cache
+//! Management", Middleware 2018), as Caffeine ships it, each shard samples
+//! its hit ratio over a period of `10 x capacity` requests and moves the
+//! window size one step; if the hit ratio rose, the next step goes the same
+//! way, otherwise it turns round. Steps decay by 2% per period so the split
+//! settles, and a large swing in hit ratio (a new workload phase) restarts
+//! the climb with full-sized steps.
+
+/// A step is this fraction of the capacity.
+const STEP_FRACTION: f64 = 0.0625;
+/// Steps shrink by this factor each period.
+const STEP_DECAY: f64 = 0.98;
+/// A hit-ratio change at least this large restarts the climb.
+const RESTART_THRESHOLD: f64 = 0.05;
+/// Periods last this many requests per unit of capacity.
+const SAMPLE_FACTOR: u64 = 10;
+
+#[derive(Debug)]
+pub(crate) struct Climber {
+    base_hits: u64,
+    base_misses: u64,
+    previous_ratio: f64,
+    step: f64,
+}
+
+impl Climber {
+    pub(crate) fn new(capacity: u64) -> Self {
+        Self {
+            base_hits: 0,
+            base_misses: 0,
+            previous_ratio: 0.0,
+            step: STEP_FRACTION * capacity as f64,
+        }
+    }
+
+    /// Given the shard's running hit and miss counts, returns how much to
+    /// grow (positive) or shrink (negative) the window, once per period.
+    /// `entries` is the number of entries the shard holds when full.
+    pub(crate) fn sample(&mut self, hits: u64, misses: u64, entries: u64, capacity: u64) -> f64 {
+        let period_hits = hits.saturating_sub(self.base_hits);
+        let period_misses = misses.saturating_sub(self.base_misses);
+        let requests = period_hits + period_misses;
+        if requests < SAMPLE_FACTOR * entries.max(16) {
+            return 0.0;
+        }
+        self.base_hits = hits;
+        self.base_misses = misses;
+        let ratio = period_hits as f64 / requests as f64;
+        let change = ratio - self.previous_ratio;
+        self.previous_ratio = ratio;
+        let amount = if change >= 0.0 { self.step } else { -self.step };
+        self.step = if change.abs() >= RESTART_THRESHOLD {
+            STEP_FRACTION * capacity as f64 * amount.signum()
+        } else {
+            amount * STEP_DECAY
+        };
+        amount
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn waits_for_a_full_period() {
+        let mut climber = Climber::new(1000);
+        assert_eq!(climber.sample(5000, 4999, 1000, 1000), 0.0);
+        assert!(climber.sample(5000, 5000, 1000, 1000) > 0.0);
+    }
+
+    #[test]
+    fn keeps_direction_while_improving_and_turns_when_worse() {
+        let mut climber = Climber::new(1000);
+        let (mut hits, mut misses) = (0, 0);
+        let mut period = |climber: &mut Climber, ratio: f64| {
+            hits += (10_000.0 * ratio) as u64;
+            misses += 10_000 - (10_000.0 * ratio) as u64;
+            climber.sample(hits, misses, 1000, 1000)
+        };
+        let first = period(&mut climber, 0.50);
+        assert!(first > 0.0);
+        let second = period(&mut climber, 0.52);
+        let third = period(&mut climber, 0.53);
+        assert!(second > 0.0 && third > 0.0, "same direction while improving");
+        assert!(third < second, "steps decay: {second} then {third}");
+        let turned = period(&mut climber, 0.52);
+        assert!(turned < 0.0, "turns round when the ratio drops");
+        let restart = period(&mut climber, 0.40);
+        assert!(restart > 0.0, "turns again after a worse period");
+        let fifth = period(&mut climber, 0.41);
+        assert!((fifth.abs() - 62.5).abs() < 1e-9, "a big swing restarts the step");
+    }
+}

@@ -1,0 +1,91 @@
+//! strata: a sharded, weight-bounded cache with W-TinyLFU eviction.
+//!
+//! A [`Cache`] is split into a power-of-two number of shards, each a lock
+//! around a hash table of the shard's entries and its eviction state, on a
+//! cache line of its own. A hit takes only its shard's *read* lock, finds
+//! the entry, bumps a saturating counter on it and clones the value, so
+//! values are usually `Arc`s, `Bytes` or small copies.
+//!
+//! ```
+//! use std::time::Duration;
+//! use strata::{Cache, RemovalCause};
+//!
+//! let cache: Cache<u64, String> = Cache::builder()
+//!     .max_capacity(10_000)
+//!     .time_to_live(Duration::from_secs(60))
+//!     .eviction_listener(|key: u64, _value: String, cause: RemovalCause| {
+//!         if cause.was_evicted() {
+//!             eprintln!("{key} left the cache: {cause:?}");
+//!         }
+//!     })
+//!     .build()?;
+//!
+//! cache.insert(7, "seven".to_string())?;
+//! assert_eq!(cache.get(&7).as_deref(), Some("seven"));
+//! assert_eq!(cache.stats().hits, 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Eviction
+//!
+//! W-TinyLFU: new entries pass through a small LRU admission window; to
+//! enter the main space (a segmented LRU of probation and protected) they
+//! must be asked for more often than the entry they would displace,
+//! according to a count-min sketch of 4-bit counters behind a doorkeeper
+//! Bloom filter, halved periodically so that popularity fades. Each shard
+//! tunes its window size by hill climbing on its hit ratio, so recency-heavy
+//! and frequency-heavy workloads both do well. Capacity is by weight (a
+//! [`Weigher`], 1 per entry by default).
+//!
+//! # Expiry
+//!
+//! A cache-wide time-to-live and time-to-idle, and per-entry time-to-live
+//! ([`Cache::insert_with_ttl`]). An expired entry is never returned;
+//! expired entries are reclaimed by a per-shard hierarchical timer wheel as
+//! the shard is written (or read and found expired), never by a scan.
+//!
+//! # Removal listener
+//!
+//! An [`EvictionListener`] hears of every entry that leaves, exactly once,
+//! with its [`RemovalCause`], from the operation that removed it, after the
+//! shard lock is released (so it may call into the cache).
+//!
+//! # Memory
+//!
+//! An entry costs its key and value plus 16 bytes of links, weight and
+//! state, about 5 bytes of sketch, and a `u32` hash-table slot. The entry
+//! vector grows by doubling but never past the shard's capacity (with the
+//! unit weigher); per-entry timers (24 bytes) are allocated only once a
+//! shard sees its first deadline. `clear` gives the memory back.
+//!
+//! # Features
+//!
+//! | feature | what it adds |
+//! |---|---|
+//! | *(none yet)* | the engine has no optional features; loading, tiers and spill arrive with their own |
+#![deny(unsafe_code)]
+#![warn(missing_docs, missing_debug_implementations)]
+
+mod builder;
+mod cache;
+mod climber;
+mod clock;
+mod error;
+mod listener;
+mod policy;
+mod shard;
+mod sketch;
+mod stats;
+mod sync;
+mod timer_wheel;
+
+pub use builder::{CacheBuilder, Config, MAX_CAPACITY, MAX_SHARDS};
+pub use cache::{Cache, Iter};
+pub use clock::ManualClock;
+pub use error::{ConfigError, InsertError};
+pub use listener::{EvictionListener, RemovalCause, Weigher};
+pub use stats::Stats;
+
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;

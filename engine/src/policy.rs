@@ -1,0 +1,260 @@
+//! W-TinyLFU eviction over a shard's three queues.
+//!
+//! The policy is Einziger, Friedman and Manes' W-TinyLFU (ACM ToS 2017):
+//!
+//! ```text
+//!            insert                 admitted if more frequent
+//!   new ──► [ window (LRU) ] ──► candidate ──vs──► victim ◄── [ probation ]
+//!                                                                 ▲   │ hit
+//!                                                        demoted  │   ▼
+//!                                                           [ protected ]
+//! ```
+//!
+//! New entries enter a small *window*. When the window overflows, its
+//! least recent entry becomes a *candidate* for the main space; if the main
+//! space is full, the candidate must beat the least recent entry of
+//! *probation* (the *victim*) on the frequency sketch, or it is evicted
+//! instead. Entries hit while in probation move to *protected* (80% of the
+//! main space); protected overflow is demoted back to probation. The window's
+//! share is tuned per shard by the [`Climber`](crate::climber::Climber).
+//!
+//! Recency order is approximated CLOCK-style: readers only bump a node's
+//! `hits`; when an entry reaches the cold end of its queue with hits
+//! pending, it gets its second chance here (window: back to the hot end;
+//! probation: promotion; protected: back to the hot end) and its hits go
+//! into the sketch. Each such move clears the hits, so every loop ends.
+//!
+//! As in Caffeine, a candidate whose frequency does not exceed the victim's
+//! is rejected, except that a warm candidate (frequency above 5) wins a
+//! 1-in-128 lottery, so an attacker cannot pin the main space with a few
+//! artificially hot keys (hash flooding).
+
+use std::hash::{BuildHasher, Hash};
+
+use crate::listener::RemovalCause;
+use crate::shard::{Ctx, Queue, Removed, Shard};
+use crate::sync::Ordering;
+use crate::timer_wheel::NIL;
+
+/// Protected's share of the main space.
+const PROTECTED_SHARE: f64 = 0.8;
+/// Candidates at or below this frequency never win a tie.
+const WARM_FREQUENCY: u64 = 5;
+
+impl<K, V> Shard<K, V> {
+    /// Sets the window's target weight and the protected target with it.
+    pub(crate) fn set_window(&mut self, window: u64) {
+        self.window_max = window.min(self.capacity);
+        let main = self.capacity - self.window_max;
+        self.protected_max = (main as f64 * PROTECTED_SHARE) as u64;
+    }
+
+    /// One hill-climbing step, if a sample period has passed.
+    pub(crate) fn climb(&mut self, hits: u64, misses: u64) {
+        let entries = self.max_entries.map_or(self.nodes.len() as u64, |e| e as u64);
+        let step = self.climber.sample(hits, misses, entries, self.capacity);
+        if step != 0.0 {
+            let window = (self.window_max as f64 + step).clamp(0.0, self.capacity as f64);
+            self.set_window(window as u64);
+        }
+    }
+
+    /// Restores `weighted_size <= capacity`, running admission for entries
+    /// that leave the window.
+    pub(crate) fn evict<S: BuildHasher>(&mut self, ctx: &Ctx<'_, S>, now: u64, removed: &mut Removed<K, V>)
+    where
+        K: Hash,
+    {
+        // Each node can take a second chance once per pass (its hits are
+        // cleared); the bound is a guard, not a tuning knob.
+        let mut chances = self.nodes.len() + 1;
+        while self.lists[Queue::Window as usize].weight > self.window_max {
+            let candidate = self.lists[Queue::Window as usize].tail;
+            if candidate == NIL {
+                break;
+            }
+            if chances > 0 && self.take_hits(ctx.hasher, candidate) {
+                chances -= 1;
+                self.move_to_head(candidate, Queue::Window);
+                continue;
+            }
+            self.move_to_head(candidate, Queue::Probation);
+            if self.weighted_size() > self.capacity {
+                self.contest(ctx, candidate, now, removed);
+            }
+        }
+        while self.weighted_size() > self.capacity {
+            let victim = [Queue::Probation, Queue::Protected, Queue::Window]
+                .iter()
+                .map(|&q| self.lists[q as usize].tail)
+                .find(|&t| t != NIL);
+            let Some(victim) = victim else { break };
+            self.evict_at(ctx, victim, now, removed);
+        }
+    }
+
+    /// The candidate (already at probation's head) against probation's
+    /// coldest entries, until the shard fits or the candidate loses.
+    fn contest<S: BuildHasher>(&mut self, ctx: &Ctx<'_, S>, candidate: u32, now: u64, removed: &mut Removed<K, V>)
+    where
+        K: Hash,
+    {
+        let mut chances = self.nodes.len() + 1;
+        while self.weighted_size() > self.capacity {
+            let mut victim = self.lists[Queue::Probation as usize].tail;
+            if victim == candidate {
+                victim = self.lists[Queue::Protected as usize].tail;
+                if victim == NIL {
+                    return;
+                }
+            } else if chances > 0 && self.take_hits(ctx.hasher, victim) {
+                chances -= 1;
+                self.promote(ctx.hasher, victim);
+                continue;
+            }
+            if self.is_expired(victim, now, ctx.tti) {
+                self.evict_at(ctx, victim, now, removed);
+                continue;
+            }
+            let candidate_key = &self.nodes[candidate as usize].key;
+            let victim_key = &self.nodes[victim as usize].key;
+            let candidate_freq = self.sketch.frequency(ctx.hasher.hash_one(candidate_key));
+            let victim_freq = self.sketch.frequency(ctx.hasher.hash_one(victim_key));
+            if self.admit(candidate_freq, victim_freq) {
+                self.evict_at(ctx, victim, now, removed);
+            } else {
+                self.counters.admissions_rejected += 1;
+                self.evict_at(ctx, candidate, now, removed);
+                return;
+            }
+        }
+    }
+
+    fn admit(&mut self, candidate: u64, victim: u64) -> bool {
+        if candidate > victim {
+            return true;
+        }
+        if candidate <= WARM_FREQUENCY {
+            return false;
+        }
+        // xorshift64: a cheap lottery; no cryptographic quality needed.
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        self.rng & 127 == 0
+    }
+
+    /// Evicts `idx` for capacity (or as expired, if it is).
+    fn evict_at<S: BuildHasher>(&mut self, ctx: &Ctx<'_, S>, idx: u32, now: u64, removed: &mut Removed<K, V>)
+    where
+        K: Hash,
+    {
+        let cause = if self.is_expired(idx, now, ctx.tti) {
+            self.counters.expired += 1;
+            RemovalCause::Expired
+        } else {
+            self.counters.evicted += 1;
+            RemovalCause::Capacity
+        };
+        let node = self.remove_at(ctx.hasher, idx);
+        removed.push(node.key, node.value, cause);
+    }
+
+    /// Moves a probation entry into protected, demoting protected's coldest
+    /// entries into probation while protected is over its target.
+    fn promote<S: BuildHasher>(&mut self, hasher: &S, idx: u32)
+    where
+        K: Hash,
+    {
+        self.move_to_head(idx, Queue::Protected);
+        let mut chances = self.nodes.len() + 1;
+        while self.lists[Queue::Protected as usize].weight > self.protected_max {
+            let coldest = self.lists[Queue::Protected as usize].tail;
+            if coldest == idx || coldest == NIL {
+                break;
+            }
+            if chances > 0 && self.take_hits(hasher, coldest) {
+                chances -= 1;
+                self.move_to_head(coldest, Queue::Protected);
+            } else {
+                self.move_to_head(coldest, Queue::Probation);
+            }
+        }
+    }
+
+    /// Folds the readers' hits on `idx` into the sketch; true if there were any.
+    fn take_hits<S: BuildHasher>(&mut self, hasher: &S, idx: u32) -> bool
+    where
+        K: Hash,
+    {
+        let node = &self.nodes[idx as usize];
+        let hits = node.hits.load(Ordering::Relaxed);
+        if hits == 0 {
+            return false;
+        }
+        node.hits.store(0, Ordering::Relaxed);
+        let hash = hasher.hash_one(&node.key);
+        for _ in 0..hits {
+            self.sketch.increment(hash);
+        }
+        true
+    }
+
+    // ---- intrusive list operations ----
+
+    pub(crate) fn push_head(&mut self, idx: u32, queue: Queue) {
+        let list = &mut self.lists[queue as usize];
+        let old_head = list.head;
+        list.head = idx;
+        if old_head == NIL {
+            list.tail = idx;
+        }
+        let node = &mut self.nodes[idx as usize];
+        list.weight += u64::from(node.weight);
+        node.queue = queue;
+        node.prev = NIL;
+        node.next = old_head;
+        if old_head != NIL {
+            self.nodes[old_head as usize].prev = idx;
+        }
+    }
+
+    pub(crate) fn unlink(&mut self, idx: u32) {
+        let node = &self.nodes[idx as usize];
+        let (prev, next, queue, weight) = (node.prev, node.next, node.queue, node.weight);
+        let list = &mut self.lists[queue as usize];
+        list.weight -= u64::from(weight);
+        if prev == NIL {
+            list.head = next;
+        } else {
+            self.nodes[prev as usize].next = next;
+        }
+        if next == NIL {
+            list.tail = prev;
+        } else {
+            self.nodes[next as usize].prev = prev;
+        }
+    }
+
+    pub(crate) fn move_to_head(&mut self, idx: u32, queue: Queue) {
+        self.unlink(idx);
+        self.push_head(idx, queue);
+    }
+
+    /// Points the links at node `from` to index `to` (which must be
+    /// unlinked), before `from` is moved there.
+    pub(crate) fn relink(&mut self, from: u32, to: u32) {
+        let node = &self.nodes[from as usize];
+        let (prev, next, queue) = (node.prev, node.next, node.queue as usize);
+        if prev == NIL {
+            self.lists[queue].head = to;
+        } else {
+            self.nodes[prev as usize].next = to;
+        }
+        if next == NIL {
+            self.lists[queue].tail = to;
+        } else {
+            self.nodes[next as usize].prev = to;
+        }
+    }
+}

@@ -1,0 +1,418 @@
+//! One shard: a hash table of indices into a dense vector of entries, the
+//! shard's W-TinyLFU lists, its frequency sketch and its expiry wheel.
+//!
+//! ```text
+//!  table: HashTable<u32> ──► nodes: Vec<Node>  (dense: removal swaps the last
+//!                                  │             node into the hole)
+//!                                  ├─ prev/next: u32 links of the node's queue
+//!                                  │   (window | probation | protected)
+//!                                  └─ hits: AtomicU8, bumped by readers
+//!  expiry (only once a deadline is used): timers: Vec<Timer> parallel to
+//!  nodes, linked into the timer wheel's buckets
+//! ```
+//!
+//! Readers hold the shard's read lock: a hit finds the node, checks its
+//! deadline, bumps its `hits` counter with a relaxed store (saturating, so
+//! hot entries stop writing their cache line at all) and clones the value.
+//! Writers hold the write lock; they fold the readers' `hits` into the
+//! policy lazily, when an entry comes up for eviction or promotion (the
+//! CLOCK-style "second chance" that approximates LRU order without any
+//! reordering on the read path).
+//!
+//! Nothing in here calls user code other than `Hash`/`Eq`/`Clone` of keys and
+//! values: weighers run before the lock is taken, listeners after it is
+//! released (the caller gets the removed entries in a [`Removed`] list).
+
+use std::borrow::Borrow;
+use std::hash::{BuildHasher, Hash};
+
+use hashbrown::HashTable;
+
+use crate::climber::Climber;
+use crate::clock::NEVER;
+use crate::listener::RemovalCause;
+use crate::sketch::FrequencySketch;
+use crate::sync::{AtomicU8, Ordering};
+use crate::timer_wheel::{Expiry, Timer, NIL};
+
+/// Readers stop counting hits here (the sketch saturates at 15 anyway).
+pub(crate) const MAX_HITS: u8 = 15;
+
+/// The queue an entry is in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Queue {
+    Window = 0,
+    Probation = 1,
+    Protected = 2,
+}
+
+pub(crate) struct Node<K, V> {
+    pub(crate) key: K,
+    pub(crate) value: V,
+    pub(crate) prev: u32,
+    pub(crate) next: u32,
+    pub(crate) weight: u32,
+    pub(crate) queue: Queue,
+    pub(crate) hits: AtomicU8,
+}
+
+/// An intrusive list: `head` is the most recently added end.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct List {
+    pub(crate) head: u32,
+    pub(crate) tail: u32,
+    pub(crate) weight: u64,
+}
+
+impl List {
+    const EMPTY: Self = Self {
+        head: NIL,
+        tail: NIL,
+        weight: 0,
+    };
+}
+
+/// Counters a shard keeps under its write lock.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) inserts: u64,
+    pub(crate) updates: u64,
+    pub(crate) evicted: u64,
+    pub(crate) expired: u64,
+    pub(crate) removed: u64,
+    pub(crate) cleared: u64,
+    pub(crate) admissions_rejected: u64,
+    pub(crate) too_heavy: u64,
+}
+
+/// Entries taken out of a shard under its lock, handed to the listener (and
+/// dropped) after the lock is released. The first one is stored inline, so
+/// the common single eviction allocates nothing.
+pub(crate) struct Removed<K, V> {
+    first: Option<(K, V, RemovalCause)>,
+    rest: Vec<(K, V, RemovalCause)>,
+}
+
+impl<K, V> Removed<K, V> {
+    pub(crate) fn new() -> Self {
+        Self {
+            first: None,
+            rest: Vec::new(),
+        }
+    }
+
+    pub(crate) fn push(&mut self, key: K, value: V, cause: RemovalCause) {
+        if self.first.is_none() {
+            self.first = Some((key, value, cause));
+        } else {
+            self.rest.push((key, value, cause));
+        }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
+
+    pub(crate) fn into_iter(self) -> impl Iterator<Item = (K, V, RemovalCause)> {
+        self.first.into_iter().chain(self.rest)
+    }
+}
+
+/// What a read found.
+pub(crate) enum Lookup<V> {
+    Hit(V),
+    Miss,
+    /// Present but past its deadline: a miss that asks for reclamation.
+    Expired,
+}
+
+/// Per-operation context from the cache: the hasher and time settings.
+pub(crate) struct Ctx<'a, S> {
+    pub(crate) hasher: &'a S,
+    pub(crate) tti: Option<u64>,
+}
+
+pub(crate) struct Shard<K, V> {
+    pub(crate) table: HashTable<u32>,
+    pub(crate) nodes: Vec<Node<K, V>>,
+    pub(crate) expiry: Option<Box<Expiry>>,
+    pub(crate) lists: [List; 3],
+    pub(crate) capacity: u64,
+    /// With the unit weigher, the most entries the shard can hold; growth of
+    /// the tables stops there.
+    pub(crate) max_entries: Option<usize>,
+    pub(crate) window_max: u64,
+    pub(crate) protected_max: u64,
+    pub(crate) sketch: FrequencySketch,
+    pub(crate) climber: Climber,
+    pub(crate) rng: u64,
+    pub(crate) counters: Counters,
+}
+
+impl<K, V> Shard<K, V> {
+    pub(crate) fn new(capacity: u64, unit_weight: bool, seed: u64) -> Self {
+        let max_entries = unit_weight.then(|| usize::try_from(capacity).unwrap_or(usize::MAX));
+        let sketch_entries = max_entries.unwrap_or(64).min(1 << 22);
+        let mut shard = Self {
+            table: HashTable::new(),
+            nodes: Vec::new(),
+            expiry: None,
+            lists: [List::EMPTY; 3],
+            capacity,
+            max_entries,
+            window_max: 0,
+            protected_max: 0,
+            sketch: FrequencySketch::new(sketch_entries),
+            climber: Climber::new(capacity),
+            rng: seed | 1,
+            counters: Counters::default(),
+        };
+        shard.set_window(capacity / 100);
+        shard
+    }
+
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    #[inline]
+    pub(crate) fn weighted_size(&self) -> u64 {
+        self.lists.iter().map(|l| l.weight).sum()
+    }
+
+    /// The read path: no policy change but the entry's `hits` (when
+    /// `record`) and, under time-to-idle, its access time.
+    #[inline]
+    pub(crate) fn get<Q, F>(&self, ctx: &Ctx<'_, impl BuildHasher>, hash: u64, key: &Q, now: F, record: bool) -> Lookup<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+        V: Clone,
+        F: FnOnce() -> u64,
+    {
+        let Some(idx) = self.find(hash, key) else {
+            return Lookup::Miss;
+        };
+        let node = &self.nodes[idx as usize];
+        if let Some(expiry) = &self.expiry {
+            let timer = &expiry.timers[idx as usize];
+            let at = timer.expires_at(ctx.tti);
+            if at != NEVER || ctx.tti.is_some() {
+                let now = now();
+                if at <= now {
+                    return Lookup::Expired;
+                }
+                if record && ctx.tti.is_some() {
+                    timer.accessed.store(now, Ordering::Relaxed);
+                }
+            }
+        }
+        if record {
+            let hits = node.hits.load(Ordering::Relaxed);
+            if hits < MAX_HITS {
+                node.hits.store(hits + 1, Ordering::Relaxed);
+            }
+        }
+        Lookup::Hit(node.value.clone())
+    }
+
+    #[inline]
+    pub(crate) fn find<Q>(&self, hash: u64, key: &Q) -> Option<u32>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        let nodes = &self.nodes;
+        self.table
+            .find(hash, |&i| nodes[i as usize].key.borrow() == key)
+            .copied()
+    }
+
+    /// Whether entry `idx` is past its deadline at `now`.
+    pub(crate) fn is_expired(&self, idx: u32, now: u64, tti: Option<u64>) -> bool {
+        self.expiry
+            .as_ref()
+            .is_some_and(|e| e.timers[idx as usize].expires_at(tti) <= now)
+    }
+
+    /// Inserts or replaces `key`. The caller has checked `weight` against
+    /// the capacity. Returns the stored entry's index.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn upsert<S: BuildHasher>(
+        &mut self,
+        ctx: &Ctx<'_, S>,
+        hash: u64,
+        key: K,
+        value: V,
+        weight: u32,
+        deadline: u64,
+        now: u64,
+        removed: &mut Removed<K, V>,
+    ) where
+        K: Hash + Eq,
+    {
+        if deadline != NEVER || ctx.tti.is_some() {
+            self.enable_expiry(now);
+        }
+        self.sketch.increment(hash);
+        if let Some(idx) = self.find(hash, &key) {
+            let node = &mut self.nodes[idx as usize];
+            let old = std::mem::replace(&mut node.value, value);
+            let old_weight = std::mem::replace(&mut node.weight, weight);
+            let queue = node.queue as usize;
+            self.lists[queue].weight = self.lists[queue].weight - u64::from(old_weight) + u64::from(weight);
+            self.counters.updates += 1;
+            if let Some(expiry) = &mut self.expiry {
+                expiry.unschedule(idx);
+                let timer = &mut expiry.timers[idx as usize];
+                timer.deadline = deadline;
+                timer.accessed.store(now, Ordering::Relaxed);
+                let at = timer.expires_at(ctx.tti);
+                expiry.schedule(idx, at);
+            }
+            // An update counts as an access: give it recency in its queue.
+            self.move_to_head(idx, self.nodes[idx as usize].queue);
+            removed.push(key, old, RemovalCause::Replaced);
+            return;
+        }
+        self.reserve_one(ctx.hasher);
+        let idx = self.nodes.len() as u32;
+        self.nodes.push(Node {
+            key,
+            value,
+            prev: NIL,
+            next: NIL,
+            weight,
+            queue: Queue::Window,
+            hits: AtomicU8::new(0),
+        });
+        let nodes = &self.nodes;
+        self.table.insert_unique(hash, idx, |&i| ctx.hasher.hash_one(&nodes[i as usize].key));
+        if let Some(expiry) = &mut self.expiry {
+            expiry.timers.push(Timer::new(deadline, now));
+            let at = expiry.timers[idx as usize].expires_at(ctx.tti);
+            expiry.schedule(idx, at);
+        }
+        self.push_head(idx, Queue::Window);
+        self.counters.inserts += 1;
+        if self.max_entries.is_none() {
+            self.sketch.ensure_capacity(self.nodes.len());
+        }
+    }
+
+    /// Grows the entry vector by doubling, but never past the shard's
+    /// entry capacity, so a full cache holds no spare slots (moka#72).
+    fn reserve_one<S: BuildHasher>(&mut self, hasher: &S)
+    where
+        K: Hash,
+    {
+        let len = self.nodes.len();
+        if len == self.nodes.capacity() {
+            let room = self.max_entries.map_or(usize::MAX, |max| max.saturating_sub(len));
+            self.nodes.reserve_exact(len.max(4).min(room).max(1));
+        }
+        if self.table.len() == self.table.capacity() {
+            let room = self.max_entries.map_or(usize::MAX, |max| max.saturating_sub(len));
+            let nodes = &self.nodes;
+            self.table
+                .reserve(len.max(4).min(room).max(1), |&i| hasher.hash_one(&nodes[i as usize].key));
+        }
+    }
+
+    fn enable_expiry(&mut self, now: u64) {
+        if self.expiry.is_none() {
+            let mut expiry = Expiry::new(now);
+            expiry.timers.reserve_exact(self.nodes.capacity());
+            expiry.timers.extend((0..self.nodes.len()).map(|_| Timer::new(NEVER, now)));
+            self.expiry = Some(Box::new(expiry));
+        }
+    }
+
+    /// Removes entry `idx` from every structure and returns it. The last
+    /// entry moves into its place.
+    pub(crate) fn remove_at<S: BuildHasher>(&mut self, hasher: &S, idx: u32) -> Node<K, V>
+    where
+        K: Hash,
+    {
+        self.unlink(idx);
+        if let Some(expiry) = &mut self.expiry {
+            expiry.unschedule(idx);
+        }
+        let hash = hasher.hash_one(&self.nodes[idx as usize].key);
+        if let Ok(entry) = self.table.find_entry(hash, |&i| i == idx) {
+            entry.remove();
+        }
+        let last = (self.nodes.len() - 1) as u32;
+        if idx != last {
+            let last_hash = hasher.hash_one(&self.nodes[last as usize].key);
+            if let Some(slot) = self.table.find_mut(last_hash, |&i| i == last) {
+                *slot = idx;
+            }
+            self.relink(last, idx);
+            if let Some(expiry) = &mut self.expiry {
+                expiry.relocate(last, idx);
+            }
+        }
+        if let Some(expiry) = &mut self.expiry {
+            expiry.timers.swap_remove(idx as usize);
+        }
+        self.nodes.swap_remove(idx as usize)
+    }
+
+    /// Removes `key` if present (the caller counts the removal).
+    pub(crate) fn remove<Q, S>(&mut self, hasher: &S, hash: u64, key: &Q) -> Option<(K, V)>
+    where
+        K: Borrow<Q> + Hash,
+        Q: Eq + ?Sized,
+        S: BuildHasher,
+    {
+        let idx = self.find(hash, key)?;
+        let node = self.remove_at(hasher, idx);
+        Some((node.key, node.value))
+    }
+
+    /// Reclaims every entry whose deadline has passed by `now`.
+    pub(crate) fn expire<S: BuildHasher>(&mut self, ctx: &Ctx<'_, S>, now: u64, removed: &mut Removed<K, V>)
+    where
+        K: Hash,
+    {
+        let Some(expiry) = self.expiry.as_mut() else {
+            return;
+        };
+        let due = expiry.advance(now);
+        for bucket in due {
+            loop {
+                let Some(expiry) = self.expiry.as_mut() else {
+                    return;
+                };
+                let Some(idx) = expiry.pop(bucket) else {
+                    break;
+                };
+                if expiry.timers[idx as usize].expires_at(ctx.tti) <= now {
+                    let node = self.remove_at(ctx.hasher, idx);
+                    self.counters.expired += 1;
+                    removed.push(node.key, node.value, RemovalCause::Expired);
+                } else {
+                    expiry.park(idx);
+                }
+            }
+        }
+        if let Some(expiry) = self.expiry.as_mut() {
+            expiry.reschedule_parked(ctx.tti);
+        }
+    }
+
+    /// Empties the shard, handing every entry over as `cause`, and gives
+    /// the memory back.
+    pub(crate) fn drain(&mut self, removed: &mut Removed<K, V>, cause: RemovalCause) {
+        let nodes = std::mem::take(&mut self.nodes);
+        self.table = HashTable::new();
+        self.expiry = None;
+        self.lists = [List::EMPTY; 3];
+        self.counters.cleared += nodes.len() as u64;
+        for node in nodes {
+            removed.push(node.key, node.value, cause);
+        }
+    }
+}

@@ -1,0 +1,88 @@
+//! The one door through which the engine reaches locks, atomics and `Arc`.
+//!
+//! Normally these are `parking_lot` locks and `std` atomics. Under
+//! `--cfg strata_loom` they are loom's model-checked twins, so the loom tests
+//! in `loom-tests/` explore the engine's real code rather than a copy of it.
+//! Both sides offer one API: `read()`/`write()` return guards (no poisoning),
+//! `try_write()` returns an `Option`.
+//!
+//! Clippy's `disallowed-types` (see `engine/clippy.toml`) keeps the rest of
+//! the crate from naming the underlying types directly.
+#![allow(clippy::disallowed_types)]
+
+#[cfg(not(strata_loom))]
+mod imp {
+    pub(crate) use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+    pub(crate) use std::sync::Arc;
+
+    /// A reader-writer lock (parking_lot: fair enough, no poisoning, small).
+    #[derive(Debug, Default)]
+    pub(crate) struct RwLock<T>(parking_lot::RwLock<T>);
+
+    pub(crate) type ReadGuard<'a, T> = parking_lot::RwLockReadGuard<'a, T>;
+    pub(crate) type WriteGuard<'a, T> = parking_lot::RwLockWriteGuard<'a, T>;
+
+    impl<T> RwLock<T> {
+        pub(crate) fn new(value: T) -> Self {
+            Self(parking_lot::RwLock::new(value))
+        }
+
+        #[inline]
+        pub(crate) fn read(&self) -> ReadGuard<'_, T> {
+            self.0.read()
+        }
+
+        #[inline]
+        pub(crate) fn write(&self) -> WriteGuard<'_, T> {
+            self.0.write()
+        }
+
+        #[inline]
+        pub(crate) fn try_write(&self) -> Option<WriteGuard<'_, T>> {
+            self.0.try_write()
+        }
+    }
+}
+
+#[cfg(strata_loom)]
+mod imp {
+    pub(crate) use loom::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+    pub(crate) use loom::sync::Arc;
+
+    /// loom's model-checked reader-writer lock behind the same API.
+    #[derive(Debug)]
+    pub(crate) struct RwLock<T>(loom::sync::RwLock<T>);
+
+    pub(crate) type ReadGuard<'a, T> = loom::sync::RwLockReadGuard<'a, T>;
+    pub(crate) type WriteGuard<'a, T> = loom::sync::RwLockWriteGuard<'a, T>;
+
+    impl<T> RwLock<T> {
+        pub(crate) fn new(value: T) -> Self {
+            Self(loom::sync::RwLock::new(value))
+        }
+
+        pub(crate) fn read(&self) -> ReadGuard<'_, T> {
+            match self.0.read() {
+                Ok(guard) => guard,
+                Err(poisoned) => poisoned.into_inner(),
+            }
+        }
+
+        pub(crate) fn write(&self) -> WriteGuard<'_, T> {
+            match self.0.write() {
+                Ok(guard) => guard,
+                Err(poisoned) => poisoned.into_inner(),
+            }
+        }
+
+        pub(crate) fn try_write(&self) -> Option<WriteGuard<'_, T>> {
+            match self.0.try_write() {
+                Ok(guard) => Some(guard),
+                Err(loom::sync::TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+                Err(loom::sync::TryLockError::WouldBlock) => None,
+            }
+        }
+    }
+}
+
+pub(crate) use imp::*;
