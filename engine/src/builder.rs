@@ -63,7 +63,9 @@ impl Config {
                     max: MAX_SHARDS,
                 })
             }
-            Some(shards) if shards as u64 > capacity => Err(ConfigError::ShardsExceedCapacity { shards, capacity }),
+            Some(shards) if shards as u64 > capacity => {
+                Err(ConfigError::ShardsExceedCapacity { shards, capacity })
+            }
             Some(shards) => Ok(shards),
             None => Ok(default_shards(capacity)),
         }
@@ -202,7 +204,13 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     pub fn build(self) -> Result<Cache<K, V, S>, ConfigError> {
         let shards = self.config.validate()?;
         let clock = self.clock.map_or_else(Clock::system, Clock::Manual);
-        Ok(Cache::from_parts(self.config, shards, self.hasher, self.hooks, clock))
+        Ok(Cache::from_parts(
+            self.config,
+            shards,
+            self.hasher,
+            self.hooks,
+            clock,
+        ))
     }
 }
 
@@ -249,7 +257,10 @@ mod tests {
             time_to_live: Some(Duration::ZERO),
             ..config(10, None)
         };
-        assert!(matches!(zero_ttl.validate(), Err(ConfigError::ZeroDuration { .. })));
+        assert!(matches!(
+            zero_ttl.validate(),
+            Err(ConfigError::ZeroDuration { .. })
+        ));
     }
 
     #[test]

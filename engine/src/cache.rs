@@ -99,7 +99,13 @@ impl<K, V> Cache<K, V, RandomState> {
 }
 
 impl<K, V, S> Cache<K, V, S> {
-    pub(crate) fn from_parts(config: Config, shards: usize, hasher: S, hooks: Hooks<K, V>, clock: Clock) -> Self {
+    pub(crate) fn from_parts(
+        config: Config,
+        shards: usize,
+        hasher: S,
+        hooks: Hooks<K, V>,
+        clock: Clock,
+    ) -> Self {
         let unit = hooks.weigher.is_none();
         let capacity = config.max_capacity;
         let n = shards as u64;
@@ -156,7 +162,11 @@ impl<K, V, S> Cache<K, V, S> {
     /// The total weight of the entries held.
     #[must_use]
     pub fn weighted_size(&self) -> u64 {
-        self.inner.slots.iter().map(|s| s.shard.read().weighted_size()).sum()
+        self.inner
+            .slots
+            .iter()
+            .map(|s| s.shard.read().weighted_size())
+            .sum()
     }
 
     /// A snapshot of the counters.
@@ -274,11 +284,13 @@ where
         Q: Hash + Eq + ?Sized,
     {
         let hash = self.hash(key);
-        let found = self
-            .slot(hash)
-            .shard
-            .read()
-            .get(&self.ctx(), hash, key, || self.inner.clock.now(), false);
+        let found = self.slot(hash).shard.read().get(
+            &self.ctx(),
+            hash,
+            key,
+            || self.inner.clock.now(),
+            false,
+        );
         match found {
             Lookup::Hit(value) => Some(value),
             Lookup::Miss | Lookup::Expired => None,
@@ -295,7 +307,9 @@ where
         let shard = self.slot(hash).shard.read();
         match shard.find(hash, key) {
             None => false,
-            Some(idx) => !shard.is_expired(idx, self.now_if(shard.expiry.is_some()), self.inner.tti),
+            Some(idx) => {
+                !shard.is_expired(idx, self.now_if(shard.expiry.is_some()), self.inner.tti)
+            }
         }
     }
 
@@ -320,7 +334,12 @@ where
     /// # Errors
     ///
     /// As [`Cache::insert`].
-    pub fn insert_with_ttl(&self, key: K, value: V, ttl: Duration) -> Result<(), InsertError<K, V>> {
+    pub fn insert_with_ttl(
+        &self,
+        key: K,
+        value: V,
+        ttl: Duration,
+    ) -> Result<(), InsertError<K, V>> {
         self.insert_inner(key, value, Some(saturating_nanos(ttl)))
     }
 
@@ -353,7 +372,10 @@ where
             } else {
                 let deadline = ttl.map_or(NEVER, |ttl| deadline_after(now, ttl));
                 shard.upsert(&ctx, hash, key, value, weight, deadline, now, &mut removed);
-                shard.climb(slot.hits.load(Ordering::Relaxed), slot.misses.load(Ordering::Relaxed));
+                shard.climb(
+                    slot.hits.load(Ordering::Relaxed),
+                    slot.misses.load(Ordering::Relaxed),
+                );
                 shard.evict(&ctx, now, &mut removed);
                 Ok(())
             }
@@ -374,7 +396,9 @@ where
         let value = {
             let mut shard = self.slot(hash).shard.write();
             let now = self.now_if(shard.expiry.is_some());
-            let expired = shard.find(hash, key).is_some_and(|idx| shard.is_expired(idx, now, ctx.tti));
+            let expired = shard
+                .find(hash, key)
+                .is_some_and(|idx| shard.is_expired(idx, now, ctx.tti));
             let (key, value) = shard.remove(ctx.hasher, hash, key)?;
             if expired {
                 shard.counters.expired += 1;
@@ -397,7 +421,9 @@ where
     pub fn clear(&self) {
         for slot in self.inner.slots.iter() {
             let mut removed = Removed::new();
-            slot.shard.write().drain(&mut removed, RemovalCause::Cleared);
+            slot.shard
+                .write()
+                .drain(&mut removed, RemovalCause::Cleared);
             self.notify(removed);
         }
     }

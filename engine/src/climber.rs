@@ -88,13 +88,19 @@ mod tests {
         assert!(first > 0.0);
         let second = period(&mut climber, 0.52);
         let third = period(&mut climber, 0.53);
-        assert!(second > 0.0 && third > 0.0, "same direction while improving");
+        assert!(
+            second > 0.0 && third > 0.0,
+            "same direction while improving"
+        );
         assert!(third < second, "steps decay: {second} then {third}");
         let turned = period(&mut climber, 0.52);
         assert!(turned < 0.0, "turns round when the ratio drops");
         let restart = period(&mut climber, 0.40);
         assert!(restart > 0.0, "turns again after a worse period");
         let fifth = period(&mut climber, 0.41);
-        assert!((fifth.abs() - 62.5).abs() < 1e-9, "a big swing restarts the step");
+        assert!(
+            (fifth.abs() - 62.5).abs() < 1e-9,
+            "a big swing restarts the step"
+        );
     }
 }

@@ -51,7 +51,9 @@ impl<K, V> Shard<K, V> {
 
     /// One hill-climbing step, if a sample period has passed.
     pub(crate) fn climb(&mut self, hits: u64, misses: u64) {
-        let entries = self.max_entries.map_or(self.nodes.len() as u64, |e| e as u64);
+        let entries = self
+            .max_entries
+            .map_or(self.nodes.len() as u64, |e| e as u64);
         let step = self.climber.sample(hits, misses, entries, self.capacity);
         if step != 0.0 {
             let window = (self.window_max as f64 + step).clamp(0.0, self.capacity as f64);
@@ -61,8 +63,12 @@ impl<K, V> Shard<K, V> {
 
     /// Restores `weighted_size <= capacity`, running admission for entries
     /// that leave the window.
-    pub(crate) fn evict<S: BuildHasher>(&mut self, ctx: &Ctx<'_, S>, now: u64, removed: &mut Removed<K, V>)
-    where
+    pub(crate) fn evict<S: BuildHasher>(
+        &mut self,
+        ctx: &Ctx<'_, S>,
+        now: u64,
+        removed: &mut Removed<K, V>,
+    ) where
         K: Hash,
     {
         // Each node can take a second chance once per pass (its hits are
@@ -95,8 +101,13 @@ impl<K, V> Shard<K, V> {
 
     /// The candidate (already at probation's head) against probation's
     /// coldest entries, until the shard fits or the candidate loses.
-    fn contest<S: BuildHasher>(&mut self, ctx: &Ctx<'_, S>, candidate: u32, now: u64, removed: &mut Removed<K, V>)
-    where
+    fn contest<S: BuildHasher>(
+        &mut self,
+        ctx: &Ctx<'_, S>,
+        candidate: u32,
+        now: u64,
+        removed: &mut Removed<K, V>,
+    ) where
         K: Hash,
     {
         let mut chances = self.nodes.len() + 1;
@@ -145,8 +156,13 @@ impl<K, V> Shard<K, V> {
     }
 
     /// Evicts `idx` for capacity (or as expired, if it is).
-    fn evict_at<S: BuildHasher>(&mut self, ctx: &Ctx<'_, S>, idx: u32, now: u64, removed: &mut Removed<K, V>)
-    where
+    fn evict_at<S: BuildHasher>(
+        &mut self,
+        ctx: &Ctx<'_, S>,
+        idx: u32,
+        now: u64,
+        removed: &mut Removed<K, V>,
+    ) where
         K: Hash,
     {
         let cause = if self.is_expired(idx, now, ctx.tti) {

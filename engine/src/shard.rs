@@ -184,7 +184,14 @@ impl<K, V> Shard<K, V> {
     /// The read path: no policy change but the entry's `hits` (when
     /// `record`) and, under time-to-idle, its access time.
     #[inline]
-    pub(crate) fn get<Q, F>(&self, ctx: &Ctx<'_, impl BuildHasher>, hash: u64, key: &Q, now: F, record: bool) -> Lookup<V>
+    pub(crate) fn get<Q, F>(
+        &self,
+        ctx: &Ctx<'_, impl BuildHasher>,
+        hash: u64,
+        key: &Q,
+        now: F,
+        record: bool,
+    ) -> Lookup<V>
     where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
@@ -257,12 +264,22 @@ impl<K, V> Shard<K, V> {
         }
         self.sketch.increment(hash);
         if let Some(idx) = self.find(hash, &key) {
+            // Replacing a value that had already expired ends that entry's
+            // life as an expiry, and starts a new one.
+            let cause = if self.is_expired(idx, now, ctx.tti) {
+                self.counters.expired += 1;
+                self.counters.inserts += 1;
+                RemovalCause::Expired
+            } else {
+                self.counters.updates += 1;
+                RemovalCause::Replaced
+            };
             let node = &mut self.nodes[idx as usize];
             let old = std::mem::replace(&mut node.value, value);
             let old_weight = std::mem::replace(&mut node.weight, weight);
             let queue = node.queue as usize;
-            self.lists[queue].weight = self.lists[queue].weight - u64::from(old_weight) + u64::from(weight);
-            self.counters.updates += 1;
+            self.lists[queue].weight =
+                self.lists[queue].weight - u64::from(old_weight) + u64::from(weight);
             if let Some(expiry) = &mut self.expiry {
                 expiry.unschedule(idx);
                 let timer = &mut expiry.timers[idx as usize];
@@ -273,7 +290,7 @@ impl<K, V> Shard<K, V> {
             }
             // An update counts as an access: give it recency in its queue.
             self.move_to_head(idx, self.nodes[idx as usize].queue);
-            removed.push(key, old, RemovalCause::Replaced);
+            removed.push(key, old, cause);
             return;
         }
         self.reserve_one(ctx.hasher);
@@ -288,7 +305,8 @@ impl<K, V> Shard<K, V> {
             hits: AtomicU8::new(0),
         });
         let nodes = &self.nodes;
-        self.table.insert_unique(hash, idx, |&i| ctx.hasher.hash_one(&nodes[i as usize].key));
+        self.table
+            .insert_unique(hash, idx, |&i| ctx.hasher.hash_one(&nodes[i as usize].key));
         if let Some(expiry) = &mut self.expiry {
             expiry.timers.push(Timer::new(deadline, now));
             let at = expiry.timers[idx as usize].expires_at(ctx.tti);
@@ -309,14 +327,19 @@ impl<K, V> Shard<K, V> {
     {
         let len = self.nodes.len();
         if len == self.nodes.capacity() {
-            let room = self.max_entries.map_or(usize::MAX, |max| max.saturating_sub(len));
+            let room = self
+                .max_entries
+                .map_or(usize::MAX, |max| max.saturating_sub(len));
             self.nodes.reserve_exact(len.max(4).min(room).max(1));
         }
         if self.table.len() == self.table.capacity() {
-            let room = self.max_entries.map_or(usize::MAX, |max| max.saturating_sub(len));
+            let room = self
+                .max_entries
+                .map_or(usize::MAX, |max| max.saturating_sub(len));
             let nodes = &self.nodes;
-            self.table
-                .reserve(len.max(4).min(room).max(1), |&i| hasher.hash_one(&nodes[i as usize].key));
+            self.table.reserve(len.max(4).min(room).max(1), |&i| {
+                hasher.hash_one(&nodes[i as usize].key)
+            });
         }
     }
 
@@ -324,7 +347,9 @@ impl<K, V> Shard<K, V> {
         if self.expiry.is_none() {
             let mut expiry = Expiry::new(now);
             expiry.timers.reserve_exact(self.nodes.capacity());
-            expiry.timers.extend((0..self.nodes.len()).map(|_| Timer::new(NEVER, now)));
+            expiry
+                .timers
+                .extend((0..self.nodes.len()).map(|_| Timer::new(NEVER, now)));
             self.expiry = Some(Box::new(expiry));
         }
     }
@@ -373,8 +398,12 @@ impl<K, V> Shard<K, V> {
     }
 
     /// Reclaims every entry whose deadline has passed by `now`.
-    pub(crate) fn expire<S: BuildHasher>(&mut self, ctx: &Ctx<'_, S>, now: u64, removed: &mut Removed<K, V>)
-    where
+    pub(crate) fn expire<S: BuildHasher>(
+        &mut self,
+        ctx: &Ctx<'_, S>,
+        now: u64,
+        removed: &mut Removed<K, V>,
+    ) where
         K: Hash,
     {
         let Some(expiry) = self.expiry.as_mut() else {

@@ -209,8 +209,14 @@ mod tests {
                 sketch.increment(hash(1000 + round * 400 + key));
             }
         }
-        let hot: u64 = (0..50).map(|k| sketch.frequency(hash(k))).min().unwrap_or(0);
-        let cold: u64 = (0..4000).map(|k| sketch.frequency(hash(1000 + k))).max().unwrap_or(0);
+        let hot: u64 = (0..50)
+            .map(|k| sketch.frequency(hash(k)))
+            .min()
+            .unwrap_or(0);
+        let cold: u64 = (0..4000)
+            .map(|k| sketch.frequency(hash(1000 + k)))
+            .max()
+            .unwrap_or(0);
         assert!(hot > cold, "hot min {hot} vs cold max {cold}");
     }
 

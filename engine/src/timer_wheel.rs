@@ -293,8 +293,16 @@ mod tests {
         for (i, &deadline) in deadlines.iter().enumerate() {
             let at = seen[i].unwrap_or_else(|| panic!("timer {i} never expired"));
             assert!(at >= deadline, "timer {i} expired early: {at} < {deadline}");
-            let slack = if deadline < 200 * SEC { 2 * SEC } else { 978 * SEC };
-            assert!(at - deadline <= slack, "timer {i} late by {}", at - deadline);
+            let slack = if deadline < 200 * SEC {
+                2 * SEC
+            } else {
+                978 * SEC
+            };
+            assert!(
+                at - deadline <= slack,
+                "timer {i} late by {}",
+                at - deadline
+            );
         }
     }
 

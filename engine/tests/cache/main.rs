@@ -9,7 +9,10 @@ use strata::{Cache, ConfigError, InsertError, Stats};
 fn cache_is_send_sync_and_cheap_to_clone() {
     fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<Cache<String, Vec<u8>>>();
-    assert_eq!(std::mem::size_of::<Cache<u64, u64>>(), std::mem::size_of::<usize>());
+    assert_eq!(
+        std::mem::size_of::<Cache<u64, u64>>(),
+        std::mem::size_of::<usize>()
+    );
     let a = Cache::new(10);
     let b = a.clone();
     a.insert(1, 1).unwrap();
@@ -56,7 +59,11 @@ fn peek_counts_nothing() {
 
 #[test]
 fn never_exceeds_capacity() {
-    let cache = Cache::builder().max_capacity(1000).shards(4).build().unwrap();
+    let cache = Cache::builder()
+        .max_capacity(1000)
+        .shards(4)
+        .build()
+        .unwrap();
     for i in 0..50_000u64 {
         cache.insert(i % 7919 * 31, i).unwrap();
         if i % 3 == 0 {
@@ -64,7 +71,11 @@ fn never_exceeds_capacity() {
         }
         assert!(cache.weighted_size() <= 1000);
     }
-    assert!(cache.len() > 900, "a full cache stays nearly full: {}", cache.len());
+    assert!(
+        cache.len() > 900,
+        "a full cache stays nearly full: {}",
+        cache.len()
+    );
     let stats = cache.stats();
     assert_eq!(
         stats.inserts,
@@ -167,7 +178,11 @@ fn clear_retain_and_iter() {
 
 #[test]
 fn frequent_keys_survive_a_scan() {
-    let cache = Cache::builder().max_capacity(1000).shards(1).build().unwrap();
+    let cache = Cache::builder()
+        .max_capacity(1000)
+        .shards(1)
+        .build()
+        .unwrap();
     for _ in 0..20 {
         for k in 0..500u64 {
             if cache.get(&k).is_none() {
@@ -182,14 +197,24 @@ fn frequent_keys_survive_a_scan() {
         }
     }
     let kept = (0..500u64).filter(|k| cache.peek(k).is_some()).count();
-    assert!(kept >= 450, "hot set mostly kept through the scan: {kept}/500");
+    assert!(
+        kept >= 450,
+        "hot set mostly kept through the scan: {kept}/500"
+    );
     let rejected = cache.stats().admissions_rejected;
-    assert!(rejected > 70_000, "scan keys rejected at admission: {rejected}");
+    assert!(
+        rejected > 70_000,
+        "scan keys rejected at admission: {rejected}"
+    );
 }
 
 #[test]
 fn recency_wins_when_the_working_set_shifts() {
-    let cache = Cache::builder().max_capacity(1000).shards(1).build().unwrap();
+    let cache = Cache::builder()
+        .max_capacity(1000)
+        .shards(1)
+        .build()
+        .unwrap();
     let mut hits = 0;
     for phase in 0..4u64 {
         for round in 0..30 {
