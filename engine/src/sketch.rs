@@ -140,7 +140,7 @@ impl FrequencySketch {
 
     fn door_bits(&self, h: u64) -> [(usize, u64); 2] {
         let a = (h >> 17) & self.door_mask;
-        let b = (h >> 41 | h << 23) & self.door_mask;
+        let b = h.rotate_left(23) & self.door_mask;
         [
             ((a / 64) as usize, 1 << (a % 64)),
             ((b / 64) as usize, 1 << (b % 64)),

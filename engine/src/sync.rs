@@ -6,9 +6,8 @@
 //! Both sides offer one API: `read()`/`write()` return guards (no poisoning),
 //! `try_write()` returns an `Option`.
 //!
-//! Clippy's `disallowed-types` (see `engine/clippy.toml`) keeps the rest of
-//! the crate from naming the underlying types directly.
-#![allow(clippy::disallowed_types)]
+//! `.ci/loom-check.sh` keeps the rest of the crate from naming the
+//! underlying types directly.
 
 #[cfg(not(strata_loom))]
 mod imp {
@@ -78,8 +77,8 @@ mod imp {
         pub(crate) fn try_write(&self) -> Option<WriteGuard<'_, T>> {
             match self.0.try_write() {
                 Ok(guard) => Some(guard),
-                Err(loom::sync::TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
-                Err(loom::sync::TryLockError::WouldBlock) => None,
+                Err(std::sync::TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+                Err(std::sync::TryLockError::WouldBlock) => None,
             }
         }
     }

@@ -1,5 +1,5 @@
 //! The cache's public API: lookups, inserts, removal, capacity, snapshots.
-#![allow(clippy::unwrap_used, clippy::disallowed_types)]
+#![allow(clippy::unwrap_used)]
 
 use std::collections::HashSet;
 

@@ -1,5 +1,5 @@
 //! Time-to-live, time-to-idle and incremental reclamation, on a manual clock.
-#![allow(clippy::unwrap_used, clippy::disallowed_types)]
+#![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
 

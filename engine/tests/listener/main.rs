@@ -1,6 +1,6 @@
 //! The removal listener: exactly once, right cause, from the operation that
 //! removed the entry, never under a shard lock, and survivable panics.
-#![allow(clippy::unwrap_used, clippy::disallowed_types)]
+#![allow(clippy::unwrap_used)]
 
 use std::collections::HashMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};

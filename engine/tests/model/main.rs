@@ -5,7 +5,7 @@
 //! operation the cache and the model must agree key by key, the capacity
 //! must hold, a removed or expired key must never come back, and the stats
 //! must add up.
-#![allow(clippy::unwrap_used, clippy::disallowed_types)]
+#![allow(clippy::unwrap_used)]
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
