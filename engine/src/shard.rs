@@ -134,6 +134,8 @@ pub(crate) struct Ctx<'a, S> {
 
 pub(crate) struct Shard<K, V> {
     pub(crate) table: HashTable<u32>,
+    /// The table's capacity when it was last sized (no tombstones then).
+    pub(crate) table_slots: usize,
     pub(crate) nodes: Vec<Node<K, V>>,
     pub(crate) expiry: Option<Box<Expiry>>,
     pub(crate) lists: [List; 3],
@@ -155,6 +157,7 @@ impl<K, V> Shard<K, V> {
         let sketch_entries = max_entries.unwrap_or(64).min(1 << 22);
         let mut shard = Self {
             table: HashTable::new(),
+            table_slots: 0,
             nodes: Vec::new(),
             expiry: None,
             lists: [List::EMPTY; 3],
@@ -325,21 +328,31 @@ impl<K, V> Shard<K, V> {
     where
         K: Hash,
     {
+        // A full shard holds one entry more between an insert and its
+        // eviction.
         let len = self.nodes.len();
+        let room = self
+            .max_entries
+            .map_or(usize::MAX, |max| max.saturating_add(1).saturating_sub(len));
         if len == self.nodes.capacity() {
-            let room = self
-                .max_entries
-                .map_or(usize::MAX, |max| max.saturating_sub(len));
             self.nodes.reserve_exact(len.max(4).min(room).max(1));
         }
         if self.table.len() == self.table.capacity() {
-            let room = self
-                .max_entries
-                .map_or(usize::MAX, |max| max.saturating_sub(len));
             let nodes = &self.nodes;
-            self.table.reserve(len.max(4).min(room).max(1), |&i| {
-                hasher.hash_one(&nodes[i as usize].key)
-            });
+            let hash_of = |&i: &u32| hasher.hash_one(&nodes[i as usize].key);
+            if len < self.table_slots {
+                // Only tombstones of removed entries use up the room: rebuild
+                // at the same size rather than let hashbrown double the table
+                // (it only rehashes in place below half load).
+                let old =
+                    std::mem::replace(&mut self.table, HashTable::with_capacity(self.table_slots));
+                for idx in old {
+                    self.table.insert_unique(hash_of(&idx), idx, hash_of);
+                }
+            } else {
+                self.table.reserve(len.max(4).min(room).max(1), hash_of);
+            }
+            self.table_slots = self.table.capacity();
         }
     }
 
@@ -437,11 +450,64 @@ impl<K, V> Shard<K, V> {
     pub(crate) fn drain(&mut self, removed: &mut Removed<K, V>, cause: RemovalCause) {
         let nodes = std::mem::take(&mut self.nodes);
         self.table = HashTable::new();
+        self.table_slots = 0;
         self.expiry = None;
         self.lists = [List::EMPTY; 3];
         self.counters.cleared += nodes.len() as u64;
         for node in nodes {
             removed.push(node.key, node.value, cause);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fill(shard: &mut Shard<u64, u64>, keys: std::ops::Range<u64>) {
+        let hasher = ahash::RandomState::with_seeds(1, 2, 3, 4);
+        let ctx = Ctx {
+            hasher: &hasher,
+            tti: None,
+        };
+        let mut removed = Removed::new();
+        for key in keys {
+            let hash = hasher.hash_one(key);
+            shard.upsert(&ctx, hash, key, key, 1, NEVER, 0, &mut removed);
+            shard.evict(&ctx, 0, &mut removed);
+        }
+    }
+
+    #[test]
+    fn tables_never_outgrow_the_capacity() {
+        for capacity in [1u64, 7, 1000, 3000] {
+            let mut shard = Shard::new(capacity, true, 1);
+            fill(&mut shard, 0..capacity * 20);
+            assert_eq!(shard.len() as u64, capacity);
+            assert!(
+                shard.nodes.capacity() as u64 <= capacity + 1,
+                "{capacity}: {}",
+                shard.nodes.capacity()
+            );
+            // hashbrown keeps 1/8 free; a power-of-two bucket count above that.
+            let buckets = shard.table.capacity() as u64;
+            assert!(buckets < 2 * capacity + 4, "{capacity}: {buckets}");
+        }
+    }
+
+    #[test]
+    fn node_is_32_bytes_for_u64_pairs() {
+        assert_eq!(std::mem::size_of::<Node<u64, u64>>(), 32);
+    }
+
+    #[test]
+    fn drain_releases_memory() {
+        let mut shard = Shard::new(100, true, 1);
+        fill(&mut shard, 0..100);
+        let mut removed = Removed::new();
+        shard.drain(&mut removed, RemovalCause::Cleared);
+        assert_eq!(removed.into_iter().count(), 100);
+        assert_eq!((shard.nodes.capacity(), shard.table.capacity()), (0, 0));
+        assert_eq!(shard.weighted_size(), 0);
     }
 }
