@@ -44,29 +44,47 @@ impl Climber {
         }
     }
 
-    /// Given the shard's running hit and miss counts, returns how much to
-    /// grow (positive) or shrink (negative) the window, once per period.
+    /// Given the shard's running hit and miss counts, once per period
+    /// returns how much to grow (positive) or shrink (negative) the window.
     /// `entries` is the number of entries the shard holds when full.
-    pub(crate) fn sample(&mut self, hits: u64, misses: u64, entries: u64, capacity: u64) -> f64 {
+    pub(crate) fn sample(&mut self, hits: u64, misses: u64, entries: u64, capacity: u64) -> Step {
         let period_hits = hits.saturating_sub(self.base_hits);
         let period_misses = misses.saturating_sub(self.base_misses);
         let requests = period_hits + period_misses;
         if requests < SAMPLE_FACTOR * entries.max(16) {
-            return 0.0;
+            return Step::default();
         }
         self.base_hits = hits;
         self.base_misses = misses;
         let ratio = period_hits as f64 / requests as f64;
         let change = ratio - self.previous_ratio;
         self.previous_ratio = ratio;
-        let amount = if change >= 0.0 { self.step } else { -self.step };
+        if change == 0.0 {
+            // No signal (e.g. a scan with no hits at all): stay put, rather
+            // than walk the window to an extreme.
+            return Step::default();
+        }
+        let amount = if change > 0.0 { self.step } else { -self.step };
         self.step = if change.abs() >= RESTART_THRESHOLD {
             STEP_FRACTION * capacity as f64 * amount.signum()
         } else {
             amount * STEP_DECAY
         };
-        amount
+        Step {
+            window: amount,
+            new_phase: change <= -RESTART_THRESHOLD,
+        }
     }
+}
+
+/// The outcome of one period.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(crate) struct Step {
+    /// Weight to add to the window (negative: take away).
+    pub(crate) window: f64,
+    /// The hit ratio fell sharply: the workload changed, and the
+    /// frequencies learnt in the old phase should fade faster.
+    pub(crate) new_phase: bool,
 }
 
 #[cfg(test)]
@@ -76,11 +94,10 @@ mod tests {
     #[test]
     fn waits_for_a_full_period() {
         let mut climber = Climber::new(1000);
-        assert_eq!(climber.sample(2500, 2499, 1000, 1000), 0.0);
-        assert!(
-            climber.sample(2500, 2500, 1000, 1000) < 0.0,
-            "first tries a smaller window"
-        );
+        assert_eq!(climber.sample(2500, 2499, 1000, 1000), Step::default());
+        let first = climber.sample(2500, 2500, 1000, 1000);
+        assert!(first.window < 0.0, "first tries a smaller window");
+        assert!(!first.new_phase);
     }
 
     #[test]
@@ -90,7 +107,7 @@ mod tests {
         let mut period = |climber: &mut Climber, ratio: f64| {
             hits += (10_000.0 * ratio) as u64;
             misses += 10_000 - (10_000.0 * ratio) as u64;
-            climber.sample(hits, misses, 1000, 1000)
+            climber.sample(hits, misses, 1000, 1000).window
         };
         let first = period(&mut climber, 0.50);
         let second = period(&mut climber, 0.52);

@@ -138,7 +138,7 @@ impl FrequencySketch {
     }
 
     /// Halves every counter and empties the doorkeeper.
-    fn age(&mut self) {
+    pub(crate) fn age(&mut self) {
         for word in self.table.iter_mut() {
             *word = (*word >> 1) & RESET_MASK;
         }
