@@ -15,7 +15,7 @@ use crate::clock::{deadline_after, saturating_nanos, Clock, NEVER};
 use crate::error::InsertError;
 use crate::listener::{Hooks, RemovalCause};
 use crate::shard::{Ctx, Lookup, Removed, Shard};
-use crate::stats::Stats;
+use crate::stats::{RequestCounters, Stats};
 use crate::sync::{Arc, AtomicU64, Ordering, RwLock};
 
 /// A concurrent, weight-bounded cache with W-TinyLFU eviction.
@@ -41,13 +41,16 @@ pub struct Cache<K, V, S = RandomState> {
 
 struct Slot<K, V> {
     shard: RwLock<Shard<K, V>>,
-    hits: AtomicU64,
-    misses: AtomicU64,
 }
+
+/// A shard climbs (tunes its window) at most once per this many writes;
+/// summing the request counters costs a few cache misses.
+const CLIMB_CHECK_INTERVAL: u32 = 32;
 
 struct Inner<K, V, S> {
     slots: Box<[CachePadded<Slot<K, V>>]>,
     mask: usize,
+    requests: RequestCounters,
     hasher: S,
     hooks: Hooks<K, V>,
     clock: Clock,
@@ -114,8 +117,6 @@ impl<K, V, S> Cache<K, V, S> {
                 let share = capacity / n + u64::from(i < capacity % n);
                 CachePadded::new(Slot {
                     shard: RwLock::new(Shard::new(share, unit, 0x9e37_79b9 ^ (i + 1) << 20)),
-                    hits: AtomicU64::new(0),
-                    misses: AtomicU64::new(0),
                 })
             })
             .collect();
@@ -123,6 +124,7 @@ impl<K, V, S> Cache<K, V, S> {
             inner: Arc::new(Inner {
                 slots,
                 mask: shards - 1,
+                requests: RequestCounters::new(),
                 hasher,
                 hooks,
                 clock,
@@ -172,13 +174,14 @@ impl<K, V, S> Cache<K, V, S> {
     /// A snapshot of the counters.
     #[must_use]
     pub fn stats(&self) -> Stats {
+        let (hits, misses) = self.inner.requests.totals();
         let mut stats = Stats {
+            hits,
+            misses,
             listener_panics: self.inner.listener_panics.load(Ordering::Relaxed),
             ..Stats::default()
         };
         for slot in self.inner.slots.iter() {
-            stats.hits += slot.hits.load(Ordering::Relaxed);
-            stats.misses += slot.misses.load(Ordering::Relaxed);
             let shard = slot.shard.read();
             let c = shard.counters;
             stats.inserts += c.inserts;
@@ -261,15 +264,15 @@ where
             .get(&self.ctx(), hash, key, || self.inner.clock.now(), true);
         match found {
             Lookup::Hit(value) => {
-                slot.hits.fetch_add(1, Ordering::Relaxed);
+                self.inner.requests.hit();
                 Some(value)
             }
             Lookup::Miss => {
-                slot.misses.fetch_add(1, Ordering::Relaxed);
+                self.inner.requests.miss();
                 None
             }
             Lookup::Expired => {
-                slot.misses.fetch_add(1, Ordering::Relaxed);
+                self.inner.requests.miss();
                 self.reclaim(slot);
                 None
             }
@@ -372,10 +375,12 @@ where
             } else {
                 let deadline = ttl.map_or(NEVER, |ttl| deadline_after(now, ttl));
                 shard.upsert(&ctx, hash, key, value, weight, deadline, now, &mut removed);
-                shard.climb(
-                    slot.hits.load(Ordering::Relaxed),
-                    slot.misses.load(Ordering::Relaxed),
-                );
+                shard.writes_since_climb += 1;
+                if shard.writes_since_climb >= CLIMB_CHECK_INTERVAL {
+                    shard.writes_since_climb = 0;
+                    let (hits, misses) = self.inner.requests.totals();
+                    shard.climb(hits, misses, self.inner.slots.len() as u64);
+                }
                 shard.evict(&ctx, now, &mut removed);
                 Ok(())
             }

@@ -49,11 +49,15 @@ impl<K, V> Shard<K, V> {
         self.protected_max = (main as f64 * PROTECTED_SHARE) as u64;
     }
 
-    /// One hill-climbing step, if a sample period has passed.
-    pub(crate) fn climb(&mut self, hits: u64, misses: u64) {
+    /// One hill-climbing step, if a sample period has passed. `hits` and
+    /// `misses` are the whole cache's (shards see the same hit ratio, and the
+    /// sum is far less noisy than one shard's share), so the period is
+    /// measured in `shards` times the shard's entries.
+    pub(crate) fn climb(&mut self, hits: u64, misses: u64, shards: u64) {
         let entries = self
             .max_entries
-            .map_or(self.nodes.len() as u64, |e| e as u64);
+            .map_or(self.nodes.len() as u64, |e| e as u64)
+            .saturating_mul(shards);
         let step = self.climber.sample(hits, misses, entries, self.capacity);
         if step.window != 0.0 {
             let window = (self.window_max as f64 + step.window).clamp(0.0, self.capacity as f64);
@@ -217,9 +221,7 @@ impl<K, V> Shard<K, V> {
         }
         node.hits.store(0, Ordering::Relaxed);
         let hash = hasher.hash_one(&node.key);
-        for _ in 0..hits {
-            self.sketch.increment(hash);
-        }
+        self.sketch.increment_by(hash, hits);
         true
     }
 

@@ -149,6 +149,7 @@ pub(crate) struct Shard<K, V> {
     pub(crate) climber: Climber,
     pub(crate) rng: u64,
     pub(crate) counters: Counters,
+    pub(crate) writes_since_climb: u32,
 }
 
 impl<K, V> Shard<K, V> {
@@ -169,6 +170,7 @@ impl<K, V> Shard<K, V> {
             climber: Climber::new(capacity),
             rng: seed | 1,
             counters: Counters::default(),
+            writes_since_climb: 0,
         };
         shard.set_window(capacity / 100);
         shard

@@ -1,4 +1,9 @@
-//! A snapshot of the cache's counters.
+//! A snapshot of the cache's counters, and the striped hit/miss counters
+//! behind it.
+
+use crossbeam_utils::CachePadded;
+
+use crate::sync::{thread_number, AtomicU64, Ordering};
 
 /// Counters of a cache, summed over its shards when
 /// [`Cache::stats`](crate::Cache::stats) was called.
@@ -49,5 +54,115 @@ impl Stats {
         } else {
             self.hits as f64 / requests as f64
         }
+    }
+}
+
+/// Hit and miss counts, striped by thread so that readers never fight over
+/// one cache line. A thread whose number (see `sync::thread_number`; live
+/// threads hold distinct numbers) is below [`OWNED_STRIPES`] owns that
+/// stripe and counts with a plain load and store: it is the stripe's only
+/// writer, so nothing is lost and no locked instruction is paid. Other
+/// threads share one stripe and count with atomic adds. A thread that exits
+/// hands its number, and the stripe's running totals, to the next thread.
+pub(crate) struct RequestCounters {
+    owned: Box<[CachePadded<Stripe>]>,
+    shared: CachePadded<Stripe>,
+}
+
+/// Threads that get a stripe of their own.
+const OWNED_STRIPES: usize = 32;
+
+#[derive(Default)]
+struct Stripe {
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+impl RequestCounters {
+    pub(crate) fn new() -> Self {
+        Self {
+            owned: (0..OWNED_STRIPES)
+                .map(|_| CachePadded::new(Stripe::default()))
+                .collect(),
+            shared: CachePadded::new(Stripe::default()),
+        }
+    }
+
+    #[inline]
+    fn count(&self, pick: impl Fn(&Stripe) -> &AtomicU64) {
+        match self.owned.get(thread_number()) {
+            Some(stripe) => {
+                // Only this thread writes this stripe.
+                let counter = pick(stripe);
+                counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+            }
+            None => {
+                pick(&self.shared).fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    #[inline]
+    pub(crate) fn hit(&self) {
+        self.count(|s| &s.hits);
+    }
+
+    #[inline]
+    pub(crate) fn miss(&self) {
+        self.count(|s| &s.misses);
+    }
+
+    /// `(hits, misses)` summed over the stripes.
+    pub(crate) fn totals(&self) -> (u64, u64) {
+        let all = self.owned.iter().map(|s| &**s).chain([&*self.shared]);
+        all.fold((0, 0), |(h, m), s| {
+            (
+                h + s.hits.load(Ordering::Relaxed),
+                m + s.misses.load(Ordering::Relaxed),
+            )
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exited_threads_give_their_numbers_back() {
+        let numbers: Vec<usize> = (0..OWNED_STRIPES * 3)
+            .map(|_| {
+                std::thread::spawn(thread_number)
+                    .join()
+                    .unwrap_or(usize::MAX)
+            })
+            .collect();
+        // One at a time, so each reuses a number an exited thread freed
+        // (other tests' threads may come and go meanwhile).
+        let distinct: std::collections::BTreeSet<usize> = numbers.iter().copied().collect();
+        assert!(distinct.len() < numbers.len() / 2, "{numbers:?}");
+    }
+
+    #[test]
+    fn counts_from_many_threads_add_up() {
+        let counters = RequestCounters::new();
+        // More threads than owned stripes, so both paths are taken.
+        std::thread::scope(|s| {
+            for t in 0..(OWNED_STRIPES + 8) {
+                let counters = &counters;
+                s.spawn(move || {
+                    for i in 0..1000 {
+                        if (i + t) % 3 == 0 {
+                            counters.miss();
+                        } else {
+                            counters.hit();
+                        }
+                    }
+                });
+            }
+        });
+        let (hits, misses) = counters.totals();
+        assert_eq!(hits + misses, (OWNED_STRIPES as u64 + 8) * 1000);
+        assert!(misses > 13_000 && hits > 26_000);
     }
 }

@@ -41,6 +41,33 @@ mod imp {
             self.0.try_write()
         }
     }
+
+    /// This thread's number, for striping counters: the smallest number no
+    /// live thread holds, taken on the thread's first call and given back
+    /// when it exits (so short-lived threads do not use numbers up).
+    /// `usize::MAX` while the thread is being torn down.
+    #[inline]
+    pub(crate) fn thread_number() -> usize {
+        use std::sync::atomic::AtomicUsize;
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        static FREE: parking_lot::Mutex<Vec<usize>> = parking_lot::const_mutex(Vec::new());
+
+        struct Number(usize);
+        impl Drop for Number {
+            fn drop(&mut self) {
+                let mut free = FREE.lock();
+                free.push(self.0);
+                // Lowest first, so numbers stay dense.
+                free.sort_unstable_by(|a, b| b.cmp(a));
+            }
+        }
+        thread_local! {
+            static NUMBER: Number = Number(
+                FREE.lock().pop().unwrap_or_else(|| NEXT.fetch_add(1, Ordering::Relaxed)),
+            );
+        }
+        NUMBER.try_with(|n| n.0).unwrap_or(usize::MAX)
+    }
 }
 
 #[cfg(strata_loom)]
@@ -81,6 +108,12 @@ mod imp {
                 Err(std::sync::TryLockError::WouldBlock) => None,
             }
         }
+    }
+
+    /// Under loom no thread owns a counter stripe: the models then check
+    /// the shared, atomic path under contention.
+    pub(crate) fn thread_number() -> usize {
+        usize::MAX
     }
 }
 
