@@ -199,10 +199,14 @@ impl<K, V, S> Cache<K, V, S> {
     }
 
     /// Hands removed entries to the listener, outside every lock.
+    #[inline]
     fn notify(&self, removed: Removed<K, V>) {
-        if removed.is_empty() {
-            return;
+        if !removed.is_empty() {
+            self.deliver(removed);
         }
+    }
+
+    fn deliver(&self, removed: Removed<K, V>) {
         let Some(listener) = &self.inner.hooks.listener else {
             return;
         };
@@ -359,7 +363,9 @@ where
             let mut shard = slot.shard.write();
             let timed = ttl.is_some() || ctx.tti.is_some() || shard.expiry.is_some();
             let now = self.now_if(timed);
-            shard.expire(&ctx, now, &mut removed);
+            if shard.expiry.is_some() {
+                shard.expire(&ctx, now, &mut removed);
+            }
             if u64::from(weight) > shard.capacity {
                 if let Some((old_key, old_value)) = shard.remove(ctx.hasher, hash, &key) {
                     shard.counters.removed += 1;

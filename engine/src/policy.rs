@@ -122,6 +122,9 @@ impl<K, V> Shard<K, V> {
         K: Hash,
     {
         let mut chances = self.nodes.len() + 1;
+        let candidate_freq = self
+            .sketch
+            .frequency(ctx.hasher.hash_one(&self.nodes[candidate as usize].key));
         while self.weighted_size() > self.capacity {
             let mut victim = self.lists[Queue::Probation as usize].tail;
             if victim == candidate {
@@ -138,9 +141,7 @@ impl<K, V> Shard<K, V> {
                 self.evict_at(ctx, victim, now, removed);
                 continue;
             }
-            let candidate_key = &self.nodes[candidate as usize].key;
             let victim_key = &self.nodes[victim as usize].key;
-            let candidate_freq = self.sketch.frequency(ctx.hasher.hash_one(candidate_key));
             let victim_freq = self.sketch.frequency(ctx.hasher.hash_one(victim_key));
             if self.admit(candidate_freq, victim_freq) {
                 self.evict_at(ctx, victim, now, removed);

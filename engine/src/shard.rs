@@ -267,8 +267,23 @@ impl<K, V> Shard<K, V> {
         if deadline != NEVER || ctx.tti.is_some() {
             self.enable_expiry(now);
         }
-        self.sketch.increment(hash);
-        if let Some(idx) = self.find(hash, &key) {
+        // Room first, so that the probe below can claim its slot at once.
+        self.reserve_one(ctx.hasher);
+        let nodes = &self.nodes;
+        let slot = self.table.entry(
+            hash,
+            |&i| nodes[i as usize].key == key,
+            |&i| ctx.hasher.hash_one(&nodes[i as usize].key),
+        );
+        let idx = self.nodes.len() as u32;
+        let existing = match slot {
+            hashbrown::hash_table::Entry::Occupied(entry) => Some(*entry.get()),
+            hashbrown::hash_table::Entry::Vacant(entry) => {
+                entry.insert(idx);
+                None
+            }
+        };
+        if let Some(idx) = existing {
             // Replacing a value that had already expired ends that entry's
             // life as an expiry, and starts a new one.
             let cause = if self.is_expired(idx, now, ctx.tti) {
@@ -293,13 +308,17 @@ impl<K, V> Shard<K, V> {
                 let at = timer.expires_at(ctx.tti);
                 expiry.schedule(idx, at);
             }
-            // An update counts as an access: give it recency in its queue.
-            self.move_to_head(idx, self.nodes[idx as usize].queue);
+            // An update counts as an access, recorded like a read's (the
+            // policy folds it in lazily; no list surgery here).
+            let hits = &self.nodes[idx as usize].hits;
+            let seen = hits.load(Ordering::Relaxed);
+            if seen < MAX_HITS {
+                hits.store(seen + 1, Ordering::Relaxed);
+            }
             removed.push(key, old, cause);
             return;
         }
-        self.reserve_one(ctx.hasher);
-        let idx = self.nodes.len() as u32;
+        self.sketch.increment(hash);
         self.nodes.push(Node {
             key,
             value,
@@ -309,9 +328,6 @@ impl<K, V> Shard<K, V> {
             queue: Queue::Window,
             hits: AtomicU8::new(0),
         });
-        let nodes = &self.nodes;
-        self.table
-            .insert_unique(hash, idx, |&i| ctx.hasher.hash_one(&nodes[i as usize].key));
         if let Some(expiry) = &mut self.expiry {
             expiry.timers.push(Timer::new(deadline, now));
             let at = expiry.timers[idx as usize].expires_at(ctx.tti);

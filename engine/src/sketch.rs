@@ -25,7 +25,7 @@
 //!  +------+------+------+------+------+------+------+----------+
 //!  | w0   | w1   | w2   | w3   | w4   | w5   | w6   | door     |
 //!  +------+------+------+------+------+------+------+----------+
-//!    counter i of a key: word (byte i of h) * 7 / 256, nibble from h
+//!    counters of a key: 4 distinct words of w0..w6, a nibble in each
 //!    doorkeeper: two bits of `door`, picked by a remix of h
 //! ```
 //!
@@ -98,13 +98,17 @@ impl FrequencySketch {
     fn slots(&self, hash: u64) -> Slots {
         let h = spread(hash);
         let base = ((h & self.block_mask) * 8) as usize;
-        let probe = h.rotate_right(20);
+        // Four distinct counter words of the block, from a start in 0..7,
+        // and a nibble in each.
+        let start = ((((h >> 32) & 0xff) * COUNTER_WORDS as u64) >> 8) as usize;
         let mut counters = [(0usize, 0u32); 4];
         for (i, slot) in counters.iter_mut().enumerate() {
-            let bits = probe >> (i * 11);
-            let word = base + (((bits & 0xff) as usize * COUNTER_WORDS) >> 8);
-            let shift = (((bits >> 8) & 7) * 8 + (i as u64 & 1) * 4) as u32;
-            *slot = (word, shift % 64);
+            let mut word = start + i;
+            if word >= COUNTER_WORDS {
+                word -= COUNTER_WORDS;
+            }
+            let shift = (((h >> (40 + 4 * i)) & 15) * 4) as u32;
+            *slot = (base + word, shift);
         }
         // Independent bits for the doorkeeper.
         let d = h.wrapping_mul(0x2545_f491_4f6c_dd1d);

@@ -48,25 +48,55 @@ mod imp {
     /// `usize::MAX` while the thread is being torn down.
     #[inline]
     pub(crate) fn thread_number() -> usize {
+        let number = NUMBER.with(std::cell::Cell::get);
+        if number != usize::MAX {
+            return number;
+        }
+        assign_thread_number()
+    }
+
+    thread_local! {
+        // The fast path: a plain thread-local without a destructor, so it
+        // stays readable while the thread is torn down.
+        static NUMBER: std::cell::Cell<usize> = const { std::cell::Cell::new(usize::MAX) };
+    }
+
+    #[cold]
+    fn assign_thread_number() -> usize {
         use std::sync::atomic::AtomicUsize;
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         static FREE: parking_lot::Mutex<Vec<usize>> = parking_lot::const_mutex(Vec::new());
 
-        struct Number(usize);
-        impl Drop for Number {
+        /// Gives the number back when the thread exits.
+        struct Lease(usize);
+        impl Drop for Lease {
             fn drop(&mut self) {
+                // Later calls on this thread go to the shared path.
+                NUMBER.with(|n| n.set(usize::MAX));
                 let mut free = FREE.lock();
                 free.push(self.0);
-                // Lowest first, so numbers stay dense.
+                // Lowest last, so `pop` hands out the smallest and numbers
+                // stay dense.
                 free.sort_unstable_by(|a, b| b.cmp(a));
             }
         }
         thread_local! {
-            static NUMBER: Number = Number(
-                FREE.lock().pop().unwrap_or_else(|| NEXT.fetch_add(1, Ordering::Relaxed)),
-            );
+            static LEASE: std::cell::Cell<Option<Lease>> = const { std::cell::Cell::new(None) };
         }
-        NUMBER.try_with(|n| n.0).unwrap_or(usize::MAX)
+        let number = FREE
+            .lock()
+            .pop()
+            .unwrap_or_else(|| NEXT.fetch_add(1, Ordering::Relaxed));
+        // If the thread is already being torn down, keep to the shared path.
+        if LEASE
+            .try_with(|lease| lease.set(Some(Lease(number))))
+            .is_err()
+        {
+            FREE.lock().push(number);
+            return usize::MAX;
+        }
+        NUMBER.with(|cell| cell.set(number));
+        number
     }
 }
 
