@@ -52,11 +52,13 @@ fn main() {
             s.spawn(move || {
                 let mut x = 0x9E37_79B9_7F4A_7C15 ^ worker;
                 for _ in 0..20_000 {
-                    // xorshift, then a skewed id in 0..20,000.
+                    // xorshift, then a skewed id in 0..20,000: low ids are
+                    // far more popular, as real users are.
                     x ^= x << 13;
                     x ^= x >> 7;
                     x ^= x << 17;
-                    let id = (x % 20_000) * (x % 20_000) / 20_000;
+                    let r = (x % 1_000_000) as f64 / 1_000_000.0;
+                    let id = (r.powi(5) * 20_000.0) as u64;
                     let user = match cache.get(&id) {
                         Some(user) => user,
                         None => {
