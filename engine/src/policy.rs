@@ -18,11 +18,13 @@
 //! main space); protected overflow is demoted back to probation. The window's
 //! share is tuned per shard by the [`Climber`](crate::climber::Climber).
 //!
-//! Recency order is approximated CLOCK-style: readers only bump a node's
-//! `hits`; when an entry reaches the cold end of its queue with hits
-//! pending, it gets its second chance here (window: back to the hot end;
-//! probation: promotion; protected: back to the hot end) and its hits go
-//! into the sketch. Each such move clears the hits, so every loop ends.
+//! Recency order is approximated CLOCK-style: readers only set a node's
+//! reference bit (and count the hit); when an entry reaches the cold end of
+//! its queue with the bit set, it gets its second chance here (window: back
+//! to the hot end; probation: promotion; protected: back to the hot end).
+//! Each such move clears the bit, so every loop ends. The counted hits are
+//! added to the sketch's estimate whenever an entry is compared, and folded
+//! into the sketch when it is evicted, so its popularity outlives it.
 //!
 //! As in Caffeine, a candidate whose frequency does not exceed the victim's
 //! is rejected, except that a warm candidate (frequency above 5) wins a
@@ -32,7 +34,7 @@
 use std::hash::{BuildHasher, Hash};
 
 use crate::listener::RemovalCause;
-use crate::shard::{Ctx, Queue, Removed, Shard};
+use crate::shard::{Ctx, Queue, Removed, Shard, REFERENCED};
 use crate::sync::Ordering;
 use crate::timer_wheel::NIL;
 
@@ -69,6 +71,7 @@ impl<K, V> Shard<K, V> {
             // than one on phase-shift tests, at no cost on the traces).
             self.sketch.age();
             self.sketch.age();
+            self.age_pending_hits(2);
         }
     }
 
@@ -82,7 +85,7 @@ impl<K, V> Shard<K, V> {
     ) where
         K: Hash,
     {
-        // Each node can take a second chance once per pass (its hits are
+        // Each node can take a second chance once per pass (its reference bit is
         // cleared); the bound is a guard, not a tuning knob.
         let mut chances = self.nodes.len() + 1;
         while self.lists[Queue::Window as usize].weight > self.window_max {
@@ -90,7 +93,7 @@ impl<K, V> Shard<K, V> {
             if candidate == NIL {
                 break;
             }
-            if chances > 0 && self.take_hits(ctx.hasher, candidate) {
+            if chances > 0 && self.clear_referenced(candidate) {
                 chances -= 1;
                 self.move_to_head(candidate, Queue::Window);
                 continue;
@@ -122,9 +125,7 @@ impl<K, V> Shard<K, V> {
         K: Hash,
     {
         let mut chances = self.nodes.len() + 1;
-        let candidate_freq = self
-            .sketch
-            .frequency(ctx.hasher.hash_one(&self.nodes[candidate as usize].key));
+        let candidate_freq = self.frequency(ctx.hasher, candidate);
         while self.weighted_size() > self.capacity {
             let mut victim = self.lists[Queue::Probation as usize].tail;
             if victim == candidate {
@@ -132,17 +133,16 @@ impl<K, V> Shard<K, V> {
                 if victim == NIL {
                     return;
                 }
-            } else if chances > 0 && self.take_hits(ctx.hasher, victim) {
+            } else if chances > 0 && self.clear_referenced(victim) {
                 chances -= 1;
-                self.promote(ctx.hasher, victim);
+                self.promote(victim);
                 continue;
             }
             if self.is_expired(victim, now, ctx.tti) {
                 self.evict_at(ctx, victim, now, removed);
                 continue;
             }
-            let victim_key = &self.nodes[victim as usize].key;
-            let victim_freq = self.sketch.frequency(ctx.hasher.hash_one(victim_key));
+            let victim_freq = self.frequency(ctx.hasher, victim);
             if self.admit(candidate_freq, victim_freq) {
                 self.evict_at(ctx, victim, now, removed);
             } else {
@@ -184,16 +184,14 @@ impl<K, V> Shard<K, V> {
             self.counters.evicted += 1;
             RemovalCause::Capacity
         };
+        self.flush_hits(ctx.hasher, idx);
         let node = self.remove_at(ctx.hasher, idx);
         removed.push(node.key, node.value, cause);
     }
 
     /// Moves a probation entry into protected, demoting protected's coldest
     /// entries into probation while protected is over its target.
-    fn promote<S: BuildHasher>(&mut self, hasher: &S, idx: u32)
-    where
-        K: Hash,
-    {
+    fn promote(&mut self, idx: u32) {
         self.move_to_head(idx, Queue::Protected);
         let mut chances = self.nodes.len() + 1;
         while self.lists[Queue::Protected as usize].weight > self.protected_max {
@@ -201,7 +199,7 @@ impl<K, V> Shard<K, V> {
             if coldest == idx || coldest == NIL {
                 break;
             }
-            if chances > 0 && self.take_hits(hasher, coldest) {
+            if chances > 0 && self.clear_referenced(coldest) {
                 chances -= 1;
                 self.move_to_head(coldest, Queue::Protected);
             } else {
@@ -210,20 +208,55 @@ impl<K, V> Shard<K, V> {
         }
     }
 
-    /// Folds the readers' hits on `idx` into the sketch; true if there were any.
-    fn take_hits<S: BuildHasher>(&mut self, hasher: &S, idx: u32) -> bool
+    /// Clears the reference bit of `idx`; true if it was set (the entry was
+    /// read since the policy last looked at it).
+    fn clear_referenced(&mut self, idx: u32) -> bool {
+        let hits = &self.nodes[idx as usize].hits;
+        let seen = hits.load(Ordering::Relaxed);
+        if seen & REFERENCED == 0 {
+            return false;
+        }
+        hits.store(seen & !REFERENCED, Ordering::Relaxed);
+        true
+    }
+
+    /// The sketch's estimate for resident entry `idx` plus the hits its
+    /// readers counted that have not reached the sketch yet.
+    fn frequency<S: BuildHasher>(&self, hasher: &S, idx: u32) -> u64
     where
         K: Hash,
     {
         let node = &self.nodes[idx as usize];
-        let hits = node.hits.load(Ordering::Relaxed);
-        if hits == 0 {
-            return false;
+        let pending = node.hits.load(Ordering::Relaxed) & !REFERENCED;
+        self.sketch.frequency(hasher.hash_one(&node.key)) + u64::from(pending)
+    }
+
+    /// Folds the counted hits of `idx` into the sketch (before it leaves,
+    /// so that its popularity is remembered).
+    fn flush_hits<S: BuildHasher>(&mut self, hasher: &S, idx: u32)
+    where
+        K: Hash,
+    {
+        let node = &self.nodes[idx as usize];
+        let pending = node.hits.load(Ordering::Relaxed) & !REFERENCED;
+        if pending > 0 {
+            node.hits.store(0, Ordering::Relaxed);
+            let hash = hasher.hash_one(&node.key);
+            if self.sketch.increment_by(hash, pending) {
+                self.age_pending_hits(1);
+            }
         }
-        node.hits.store(0, Ordering::Relaxed);
-        let hash = hasher.hash_one(&node.key);
-        self.sketch.increment_by(hash, hits);
-        true
+    }
+
+    /// Ages the hits counted on resident entries as the sketch ages its
+    /// counters (halving `halvings` times), so that they fade alike.
+    pub(crate) fn age_pending_hits(&mut self, halvings: u32) {
+        for node in &self.nodes {
+            let seen = node.hits.load(Ordering::Relaxed);
+            let count = (seen & !REFERENCED) >> halvings;
+            node.hits
+                .store((seen & REFERENCED) | count, Ordering::Relaxed);
+        }
     }
 
     // ---- intrusive list operations ----

@@ -12,12 +12,12 @@
 //! ```
 //!
 //! Readers hold the shard's read lock: a hit finds the node, checks its
-//! deadline, bumps its `hits` counter with a relaxed store (saturating, so
-//! hot entries stop writing their cache line at all) and clones the value.
-//! Writers hold the write lock; they fold the readers' `hits` into the
-//! policy lazily, when an entry comes up for eviction or promotion (the
-//! CLOCK-style "second chance" that approximates LRU order without any
-//! reordering on the read path).
+//! deadline, sets its reference bit and counts the hit in its `hits` byte
+//! with a relaxed store (see [`record_hit`]) and clones the value. Writers
+//! hold the write lock; the policy reads the reference bit lazily, when an
+//! entry reaches the cold end of its queue (the CLOCK-style "second chance"
+//! that approximates LRU order without any reordering on the read path),
+//! and adds the counted hits to the sketch's estimate of the entry.
 //!
 //! Nothing in here calls user code other than `Hash`/`Eq`/`Clone` of keys and
 //! values: weighers run before the lock is taken, listeners after it is
@@ -35,8 +35,26 @@ use crate::sketch::FrequencySketch;
 use crate::sync::{AtomicU8, Ordering};
 use crate::timer_wheel::{Expiry, Timer, NIL};
 
-/// Readers stop counting hits here (the sketch saturates at 15 anyway).
+/// A node's `hits` byte: bit 7 says "read since the policy last looked at
+/// this entry" (the CLOCK reference bit); bits 0..=6 count reads not yet
+/// folded into the frequency sketch, saturating at [`MAX_HITS`] (the
+/// sketch's counters saturate at 15 anyway).
+pub(crate) const REFERENCED: u8 = 0x80;
+/// See [`REFERENCED`].
 pub(crate) const MAX_HITS: u8 = 15;
+
+/// Records a read of an entry: sets the reference bit and counts the hit.
+/// A lossy relaxed load and store: concurrent readers may count one hit
+/// between them, which only blurs a frequency estimate. Once an entry is
+/// referenced and saturated, reads stop writing its cache line at all.
+#[inline]
+pub(crate) fn record_hit(hits: &AtomicU8) {
+    let seen = hits.load(Ordering::Relaxed);
+    if seen != REFERENCED | MAX_HITS {
+        let count = ((seen & !REFERENCED) + 1).min(MAX_HITS);
+        hits.store(REFERENCED | count, Ordering::Relaxed);
+    }
+}
 
 /// The queue an entry is in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -221,10 +239,7 @@ impl<K, V> Shard<K, V> {
             }
         }
         if record {
-            let hits = node.hits.load(Ordering::Relaxed);
-            if hits < MAX_HITS {
-                node.hits.store(hits + 1, Ordering::Relaxed);
-            }
+            record_hit(&node.hits);
         }
         Lookup::Hit(node.value.clone())
     }
@@ -310,15 +325,13 @@ impl<K, V> Shard<K, V> {
             }
             // An update counts as an access, recorded like a read's (the
             // policy folds it in lazily; no list surgery here).
-            let hits = &self.nodes[idx as usize].hits;
-            let seen = hits.load(Ordering::Relaxed);
-            if seen < MAX_HITS {
-                hits.store(seen + 1, Ordering::Relaxed);
-            }
+            record_hit(&self.nodes[idx as usize].hits);
             removed.push(key, old, cause);
             return;
         }
-        self.sketch.increment(hash);
+        if self.sketch.increment(hash) {
+            self.age_pending_hits(1);
+        }
         self.nodes.push(Node {
             key,
             value,

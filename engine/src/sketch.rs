@@ -119,17 +119,21 @@ impl FrequencySketch {
         }
     }
 
-    /// Records one access of the key with this hash.
-    pub(crate) fn increment(&mut self, hash: u64) {
-        self.increment_by(hash, 1);
+    /// Records one access of the key with this hash; true if that aged
+    /// the sketch (see [`FrequencySketch::increment_by`]).
+    pub(crate) fn increment(&mut self, hash: u64) -> bool {
+        self.increment_by(hash, 1)
     }
 
     /// Records `count` accesses of the key with this hash at once (the
-    /// doorkeeper takes the first if it has not seen the key).
-    pub(crate) fn increment_by(&mut self, hash: u64, count: u8) {
+    /// doorkeeper takes the first if it has not seen the key). Returns true
+    /// if the sample period ended and the sketch aged first, so that the
+    /// caller can age what it counts outside the sketch alike.
+    pub(crate) fn increment_by(&mut self, hash: u64, count: u8) -> bool {
         let mut count = u64::from(count);
         self.additions += count;
-        if self.additions >= self.sample_size {
+        let aged = self.additions >= self.sample_size;
+        if aged {
             self.age();
         }
         let slots = self.slots(hash);
@@ -139,7 +143,7 @@ impl FrequencySketch {
             count -= 1;
         }
         if count == 0 {
-            return;
+            return aged;
         }
         let min = self.min_count(&slots);
         // Conservative update: raise only the counters below the new
@@ -151,6 +155,7 @@ impl FrequencySketch {
                 self.table[word] += (target - current) << shift;
             }
         }
+        aged
     }
 
     /// The estimated access count of the key with this hash (0..=16).
