@@ -49,7 +49,6 @@ const CLIMB_CHECK_INTERVAL: u32 = 32;
 
 struct Inner<K, V, S> {
     slots: Box<[CachePadded<Slot<K, V>>]>,
-    mask: usize,
     requests: RequestCounters,
     hasher: S,
     hooks: Hooks<K, V>,
@@ -123,7 +122,6 @@ impl<K, V, S> Cache<K, V, S> {
         Self {
             inner: Arc::new(Inner {
                 slots,
-                mask: shards - 1,
                 requests: RequestCounters::new(),
                 hasher,
                 hooks,
@@ -239,7 +237,10 @@ where
     fn slot(&self, hash: u64) -> &Slot<K, V> {
         // Bits 32.. pick the shard: hashbrown uses the top 7 bits and the
         // low bits, so the shard index stays independent of both.
-        &self.inner.slots[(hash >> 32) as usize & self.inner.mask]
+        // The length is a power of two, so the mask keeps the index in
+        // bounds and the compiler drops the check.
+        let slots = &self.inner.slots;
+        &slots[(hash >> 32) as usize & (slots.len() - 1)]
     }
 
     #[inline]
@@ -262,10 +263,10 @@ where
     {
         let hash = self.hash(key);
         let slot = self.slot(hash);
-        let found = slot
-            .shard
-            .read()
-            .get(&self.ctx(), hash, key, || self.inner.clock.now(), true);
+        let found =
+            slot.shard
+                .read()
+                .get(self.inner.tti, hash, key, || self.inner.clock.now(), true);
         match found {
             Lookup::Hit(value) => {
                 self.inner.requests.hit();
@@ -292,7 +293,7 @@ where
     {
         let hash = self.hash(key);
         let found = self.slot(hash).shard.read().get(
-            &self.ctx(),
+            self.inner.tti,
             hash,
             key,
             || self.inner.clock.now(),

@@ -209,7 +209,7 @@ impl<K, V> Shard<K, V> {
     #[inline]
     pub(crate) fn get<Q, F>(
         &self,
-        ctx: &Ctx<'_, impl BuildHasher>,
+        tti: Option<u64>,
         hash: u64,
         key: &Q,
         now: F,
@@ -227,13 +227,13 @@ impl<K, V> Shard<K, V> {
         let node = &self.nodes[idx as usize];
         if let Some(expiry) = &self.expiry {
             let timer = &expiry.timers[idx as usize];
-            let at = timer.expires_at(ctx.tti);
-            if at != NEVER || ctx.tti.is_some() {
+            let at = timer.expires_at(tti);
+            if at != NEVER || tti.is_some() {
                 let now = now();
                 if at <= now {
                     return Lookup::Expired;
                 }
-                if record && ctx.tti.is_some() {
+                if record && tti.is_some() {
                     timer.accessed.store(now, Ordering::Relaxed);
                 }
             }
