@@ -33,9 +33,13 @@
 //! must be asked for more often than the entry they would displace,
 //! according to a count-min sketch of 4-bit counters behind a doorkeeper
 //! Bloom filter, halved periodically so that popularity fades. Each shard
-//! tunes its window size by hill climbing on its hit ratio, so recency-heavy
-//! and frequency-heavy workloads both do well. Capacity is by weight (a
-//! [`Weigher`], 1 per entry by default).
+//! tunes its window size by hill climbing on the cache's hit ratio, so
+//! recency-heavy and frequency-heavy workloads both do well, and a sharp
+//! drop in hit ratio (a new phase of the workload) ages the sketch early.
+//! LRU order within each queue is approximated CLOCK-style from per-entry
+//! reference bits, so a hit never reorders anything. Capacity is by weight
+//! (a [`Weigher`], 1 per entry by default); one entry may weigh at most a
+//! shard's share of the capacity.
 //!
 //! # Expiry
 //!
@@ -53,9 +57,9 @@
 //! # Memory
 //!
 //! An entry costs its key and value plus 16 bytes of links, weight and
-//! state, about 5 bytes of sketch, and a `u32` hash-table slot. The entry
+//! state, 4 bytes of sketch, and a `u32` hash-table slot. The entry
 //! vector grows by doubling but never past the shard's capacity (with the
-//! unit weigher); per-entry timers (24 bytes) are allocated only once a
+//! unit weigher); per-entry timers (32 bytes) are allocated only once a
 //! shard sees its first deadline. `clear` gives the memory back.
 //!
 //! # Features

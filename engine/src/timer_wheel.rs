@@ -325,6 +325,11 @@ mod tests {
     }
 
     #[test]
+    fn a_timer_is_32_bytes() {
+        assert_eq!(std::mem::size_of::<Timer>(), 32);
+    }
+
+    #[test]
     fn relocation_keeps_links_valid() {
         let mut expiry = wheel_with(&[5 * SEC, 5 * SEC, 5 * SEC]);
         // Remove index 0 the way a shard does: unlink, relocate the last.
