@@ -17,6 +17,12 @@ pub const MAX_SHARDS: usize = 1 << 16;
 /// With the default shard count, shards are halved until each holds at
 /// least this much weight (small caches gain hit ratio from fewer shards).
 const MIN_SHARD_CAPACITY: u64 = 1024;
+/// Default shards per core. DESIGN.md says 4; 16 measured better here: with
+/// 4 x 2 cores, a writer blocked the other thread's readers often enough to
+/// cost 10-15% on the two-thread 90/10 mixed workload (0.85-0.89x
+/// quick_cache, interleaved A/B), and with 16 x it ran at 1.05-1.10x, while
+/// hit ratios at 100,000 entries rose by 0.15-0.5 points.
+const SHARDS_PER_CORE: usize = 16;
 
 /// The plain-data settings of a cache. Build one through
 /// [`Cache::builder`]; every field's default is documented on its setter.
@@ -72,11 +78,13 @@ impl Config {
     }
 }
 
-/// `next_pow2(4 x cores)`, halved while a shard would hold less than
-/// [`MIN_SHARD_CAPACITY`].
+/// `next_pow2(SHARDS_PER_CORE x cores)`, halved while a shard would hold
+/// less than [`MIN_SHARD_CAPACITY`].
 pub(crate) fn default_shards(capacity: u64) -> usize {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut shards = (cores * 4).next_power_of_two().min(MAX_SHARDS);
+    let mut shards = (cores * SHARDS_PER_CORE)
+        .next_power_of_two()
+        .min(MAX_SHARDS);
     while shards > 1 && capacity / (shards as u64) < MIN_SHARD_CAPACITY {
         shards /= 2;
     }
@@ -138,7 +146,7 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     }
 
     /// The number of shards, a power of two up to [`MAX_SHARDS`]. Default:
-    /// `next_pow2(4 x available parallelism)`, fewer for caches too small
+    /// `next_pow2(16 x available parallelism)`, fewer for caches too small
     /// to give each shard 1,024 units of capacity.
     pub fn shards(mut self, shards: usize) -> Self {
         self.config.shards = Some(shards);
