@@ -6,11 +6,13 @@
 //! insert so that it is judged at exactly its capacity.
 //!
 //! ```text
-//! cargo run --release -p strata-benches --bin hit_ratio [-- --quick]
+//! cargo run --release -p strata-benches --bin hit_ratio [-- --quick] [--runs N]
 //! ```
 //!
 //! `--quick` keeps only the Zipf rows at capacities 1,000 and 10,000, plus
-//! the traces. Traces are read from `$STRATA_TRACES` or `shared/traces`; a
+//! the traces. `--runs N` replays each engine N times and reports the mean
+//! (every engine but foyer seeds its hasher randomly, which moves small rows
+//! by a few tenths of a point from run to run). Traces are read from `$STRATA_TRACES` or `shared/traces`; a
 //! missing file is reported and skipped.
 #![forbid(unsafe_code)]
 
@@ -32,11 +34,20 @@ type TraceReader = fn() -> io::Result<Option<Vec<u64>>>;
 
 fn main() -> ExitCode {
     let mut quick = false;
-    for arg in std::env::args().skip(1) {
-        match arg.as_str() {
-            "--quick" => quick = true,
-            other => {
-                eprintln!("unknown argument {other:?}; usage: hit_ratio [--quick]");
+    let mut runs = 1;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match (arg.as_str(), args.len()) {
+            ("--quick", _) => quick = true,
+            ("--runs", 1..) => match args.next().and_then(|n| n.parse().ok()) {
+                Some(n) if n > 0 => runs = n,
+                _ => {
+                    eprintln!("--runs takes a positive whole number");
+                    return ExitCode::FAILURE;
+                }
+            },
+            (other, _) => {
+                eprintln!("unknown argument {other:?}; usage: hit_ratio [--quick] [--runs N]");
                 return ExitCode::FAILURE;
             }
         }
@@ -44,7 +55,8 @@ fn main() -> ExitCode {
     let started = Instant::now();
     println!("# Hit ratio (%)\n");
     println!(
-        "Single-threaded cache-aside replay (get; on a miss, insert), every access counted. \
+        "Single-threaded cache-aside replay (get; on a miss, insert), every access counted; \
+         each engine's cell is the mean of {runs} replay(s). \
          `leader` is the best of {}; `margin` is strata minus the best other engine, in points.\n",
         Peer::ENGINES.map(Peer::name).join(", ")
     );
@@ -59,7 +71,7 @@ fn main() -> ExitCode {
         let title = format!(
             "Zipf s={s:.1}: {ZIPF_ACCESSES} accesses over {ZIPF_KEYS} keys, seed {SEED:#x}"
         );
-        table(&title, &trace, zipf_capacities);
+        table(&title, &trace, zipf_capacities, runs);
     }
 
     let traces: [(&str, TraceReader, &[u64]); 2] = [
@@ -78,7 +90,7 @@ fn main() -> ExitCode {
         match read() {
             Ok(Some(trace)) => {
                 let title = format!("{title}: {} accesses", trace.len());
-                table(&title, &trace, capacities);
+                table(&title, &trace, capacities, runs);
             }
             Ok(None) => {
                 println!(
@@ -113,8 +125,9 @@ fn replay(peer: Peer, trace: &[u64], capacity: u64) -> u64 {
     hits
 }
 
-/// Prints one markdown table: a row per capacity.
-fn table(title: &str, trace: &[u64], capacities: &[u64]) {
+/// Prints one markdown table: a row per capacity. Each engine's cell is the
+/// mean over `runs` replays (hash seeds differ between replays).
+fn table(title: &str, trace: &[u64], capacities: &[u64], runs: u64) {
     println!("## {title}\n");
     let engines = Peer::ENGINES.map(Peer::name).join(" | ");
     println!("| capacity | {engines} | LRU | OPT | leader | margin |");
@@ -127,7 +140,12 @@ fn table(title: &str, trace: &[u64], capacities: &[u64]) {
     let percent = |hits: u64| 100.0 * hits as f64 / trace.len() as f64;
     for &capacity in capacities {
         let row_started = Instant::now();
-        let hits = Peer::ENGINES.map(|peer| replay(peer, trace, capacity));
+        let hits = Peer::ENGINES.map(|peer| {
+            (0..runs)
+                .map(|_| replay(peer, trace, capacity))
+                .sum::<u64>()
+                / runs
+        });
         let cap = usize::try_from(capacity).expect("capacity fits in usize");
         let (lru, opt) = (lru_hits(trace, cap), opt_hits(trace, cap));
 
