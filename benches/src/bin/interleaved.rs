@@ -5,8 +5,11 @@
 //! to each, as markdown.
 //!
 //! ```text
-//! cargo run --release -p strata-benches --bin interleaved [-- ROUNDS]
+//! cargo run --release -p strata-benches --bin interleaved [-- ROUNDS [WORKLOAD [THREADS]]]
 //! ```
+//!
+//! `WORKLOAD` (`mixed` or `hits`) and `THREADS` (`1` or `2`) narrow the run
+//! to those rows.
 //!
 //! The workloads are those of the criterion `throughput` bench
 //! (`benches/throughput.rs`): `mixed` is 90% `get` / 10% `insert` (every
@@ -94,12 +97,15 @@ where
 }
 
 fn main() {
-    let rounds: usize = std::env::args()
-        .nth(1)
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(5);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let rounds: usize = args.first().and_then(|r| r.parse().ok()).unwrap_or(5);
+    let only_workload = args.get(1).map(String::as_str);
+    let only_threads: Option<usize> = args.get(2).and_then(|t| t.parse().ok());
     let names: Vec<&str> = Peer::ALL.iter().map(|p| p.name()).collect();
     for (workload, mixed) in [("mixed", true), ("hits", false)] {
+        if only_workload.is_some_and(|w| w != workload) {
+            continue;
+        }
         println!("### {workload} (interleaved, median of {rounds} turns, M ops/s)\n");
         println!(
             "| threads | value | {} | strata / quick_cache | strata / moka |",
@@ -107,6 +113,9 @@ fn main() {
         );
         println!("|---|---|{}---:|---:|", "---:|".repeat(names.len()));
         for threads in [1, 2] {
+            if only_threads.is_some_and(|t| t != threads) {
+                continue;
+            }
             for value in ["u64", "arc_u64"] {
                 let medians = if value == "u64" {
                     measure::<u64>(mixed, threads, rounds)
