@@ -431,13 +431,7 @@ where
     /// Removes every entry (the listener hears [`RemovalCause::Cleared`])
     /// and releases the memory the shards held.
     pub fn clear(&self) {
-        for slot in self.inner.slots.iter() {
-            let mut removed = Removed::new();
-            slot.shard
-                .write()
-                .drain(&mut removed, RemovalCause::Cleared);
-            self.notify(removed);
-        }
+        self.for_each_shard(|shard, removed| shard.drain(removed, RemovalCause::Cleared));
     }
 
     /// Keeps only the entries for which `keep` returns true; the others are
@@ -450,25 +444,20 @@ where
         F: FnMut(&K, &V) -> bool,
     {
         let ctx = self.ctx();
-        for slot in self.inner.slots.iter() {
-            let mut removed = Removed::new();
-            {
-                let mut shard = slot.shard.write();
-                let now = self.now_if(shard.expiry.is_some());
-                shard.expire(&ctx, now, &mut removed);
-                // Walk backwards: a removal moves the last entry, which was
-                // already visited, into the hole.
-                for idx in (0..shard.len() as u32).rev() {
-                    let node = &shard.nodes[idx as usize];
-                    if !keep(&node.key, &node.value) {
-                        let node = shard.remove_at(ctx.hasher, idx);
-                        shard.counters.removed += 1;
-                        removed.push(node.key, node.value, RemovalCause::Removed);
-                    }
+        self.for_each_shard(|shard, removed| {
+            let now = self.now_if(shard.expiry.is_some());
+            shard.expire(&ctx, now, removed);
+            // Walk backwards: a removal moves the last entry, which was
+            // already visited, into the hole.
+            for idx in (0..shard.len() as u32).rev() {
+                let node = &shard.nodes[idx as usize];
+                if !keep(&node.key, &node.value) {
+                    let node = shard.remove_at(ctx.hasher, idx);
+                    shard.counters.removed += 1;
+                    removed.push(node.key, node.value, RemovalCause::Removed);
                 }
             }
-            self.notify(removed);
-        }
+        });
     }
 
     /// Reclaims every expired entry now, in every shard. Expired entries are
@@ -476,15 +465,20 @@ where
     /// their shard; call this when a cache sees few writes but should let
     /// go of memory promptly.
     pub fn purge_expired(&self) {
+        let ctx = self.ctx();
+        self.for_each_shard(|shard, removed| {
+            if shard.expiry.is_some() {
+                shard.expire(&ctx, self.inner.clock.now(), removed);
+            }
+        });
+    }
+
+    /// Runs `work` on each shard under its write lock, and hands what it
+    /// removed to the listener once that lock is released.
+    fn for_each_shard(&self, mut work: impl FnMut(&mut Shard<K, V>, &mut Removed<K, V>)) {
         for slot in self.inner.slots.iter() {
             let mut removed = Removed::new();
-            {
-                let mut shard = slot.shard.write();
-                if shard.expiry.is_some() {
-                    let now = self.inner.clock.now();
-                    shard.expire(&self.ctx(), now, &mut removed);
-                }
-            }
+            work(&mut slot.shard.write(), &mut removed);
             self.notify(removed);
         }
     }

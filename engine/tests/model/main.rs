@@ -49,6 +49,16 @@ struct Model {
     evicted_while_inserting: bool,
 }
 
+impl Model {
+    /// The value the cache must return for `k` at `now` (ms).
+    fn live(&self, k: u8, now: u64) -> Option<u16> {
+        self.held
+            .get(&k)
+            .filter(|(_, deadline)| *deadline > now)
+            .map(|(v, _)| *v)
+    }
+}
+
 type Mirror = Arc<Mutex<Model>>;
 
 fn insert_into(mirror: &Mirror, k: u8, v: u16, deadline: u64, insert: impl FnOnce()) {
@@ -92,14 +102,7 @@ fn check(ops: Vec<Op>, capacity: u64, shards: usize, key_space: u8) {
             Op::Get(k) => {
                 let k = k % key_space;
                 let got = cache.get(&k);
-                let now = now_ms(&clock);
-                let expected = mirror
-                    .lock()
-                    .unwrap()
-                    .held
-                    .get(&k)
-                    .filter(|(_, deadline)| *deadline > now)
-                    .map(|(v, _)| *v);
+                let expected = mirror.lock().unwrap().live(k, now_ms(&clock));
                 assert_eq!(got, expected, "get {k}");
             }
             Op::Insert(k, v) => {
@@ -116,14 +119,7 @@ fn check(ops: Vec<Op>, capacity: u64, shards: usize, key_space: u8) {
             }
             Op::Remove(k) => {
                 let k = k % key_space;
-                let now = now_ms(&clock);
-                let expected = mirror
-                    .lock()
-                    .unwrap()
-                    .held
-                    .get(&k)
-                    .filter(|(_, d)| *d > now)
-                    .map(|(v, _)| *v);
+                let expected = mirror.lock().unwrap().live(k, now_ms(&clock));
                 assert_eq!(cache.remove(&k), expected, "remove {k}");
                 assert!(!mirror.lock().unwrap().held.contains_key(&k));
             }
@@ -137,12 +133,7 @@ fn check(ops: Vec<Op>, capacity: u64, shards: usize, key_space: u8) {
         let model = mirror.lock().unwrap();
         assert_eq!(cache.len(), model.held.len(), "entry count");
         for k in 0..key_space {
-            let live = model
-                .held
-                .get(&k)
-                .filter(|(_, d)| *d > now)
-                .map(|(v, _)| *v);
-            assert_eq!(cache.peek(&k), live, "peek {k}");
+            assert_eq!(cache.peek(&k), model.live(k, now), "peek {k}");
         }
         let s = cache.stats();
         assert_eq!(
