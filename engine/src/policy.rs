@@ -121,7 +121,7 @@ impl<K, V> Shard<K, V> {
     fn contest<S: BuildHasher>(
         &mut self,
         ctx: &Ctx<'_, S>,
-        candidate: u32,
+        mut candidate: u32,
         now: u64,
         removed: &mut Removed<K, V>,
     ) where
@@ -141,17 +141,19 @@ impl<K, V> Shard<K, V> {
                 self.promote(victim);
                 continue;
             }
-            if self.is_expired(victim, now, ctx.tti) {
-                self.evict_at(ctx, victim, now, removed);
-                continue;
-            }
-            let victim_freq = self.frequency(ctx.hasher, victim);
-            if self.admit(candidate_freq, victim_freq) {
-                self.evict_at(ctx, victim, now, removed);
-            } else {
+            let evict_victim = self.is_expired(victim, now, ctx.tti)
+                || self.admit(candidate_freq, self.frequency(ctx.hasher, victim));
+            if !evict_victim {
                 self.counters.admissions_rejected += 1;
                 self.evict_at(ctx, candidate, now, removed);
                 return;
+            }
+            // Removal moves the last node into the victim's slot; the
+            // candidate may be that node (it often is: the newest entry).
+            let last = (self.nodes.len() - 1) as u32;
+            self.evict_at(ctx, victim, now, removed);
+            if candidate == last {
+                candidate = victim;
             }
         }
     }

@@ -263,3 +263,48 @@ fn zipf_like_reads_from_two_threads() {
     assert!(cache.len() <= 10_000);
     assert!(cache.stats().hit_ratio() > 0.5);
 }
+
+#[test]
+fn a_heavy_candidate_meets_several_victims() {
+    // One shard and a window of one unit, so the arriving entry is both the
+    // admission candidate and the last node, and it must displace several
+    // victims one by one before it meets one more popular than itself.
+    let cache: Cache<u32, Vec<u8>> = Cache::builder()
+        .max_capacity(100)
+        .shards(1)
+        .weigher(|_: &u32, v: &Vec<u8>| v.len() as u32)
+        .build()
+        .unwrap();
+    let make_popular = |key: u32, times: usize| {
+        for _ in 0..times {
+            cache.insert(key, vec![1]).unwrap();
+            cache.remove(&key);
+        }
+    };
+    make_popular(3, 15);
+    for key in 0..10 {
+        cache.insert(key, vec![0; 10]).unwrap();
+    }
+    make_popular(99, 8);
+    cache.insert(99, vec![9; 45]).unwrap();
+
+    assert!(cache.weighted_size() <= 100);
+    assert_eq!(
+        cache.peek(&3),
+        Some(vec![0; 10]),
+        "the most popular entry stays"
+    );
+    for key in 0..10 {
+        if let Some(v) = cache.peek(&key) {
+            assert_eq!(v, vec![0; 10], "key {key} kept its own value");
+        }
+    }
+    assert_eq!(cache.peek(&99), None, "the candidate lost to key 3");
+    let stats = cache.stats();
+    assert!(stats.evictions >= 4, "{stats:?}");
+    assert_eq!(
+        stats.inserts,
+        stats.entries + stats.evictions + stats.expirations + stats.removals + stats.cleared
+    );
+    assert_eq!(stats.weighted_size, 10 * stats.entries);
+}

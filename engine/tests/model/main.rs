@@ -71,13 +71,15 @@ fn insert_into(mirror: &Mirror, k: u8, v: u16, deadline: u64, insert: impl FnOnc
     }
 }
 
-fn check(ops: Vec<Op>, capacity: u64, shards: usize, key_space: u8) {
+/// Entries weigh 1, or 1 to 6 by value when `weighted`.
+fn check(ops: Vec<Op>, capacity: u64, shards: usize, key_space: u8, weighted: bool) {
     let clock = ManualClock::new();
     let mirror: Mirror = Arc::default();
     let sink = Arc::clone(&mirror);
     let cache: Cache<u8, u16> = Cache::builder()
         .max_capacity(capacity)
         .shards(shards)
+        .weigher(move |_: &u8, v: &u16| if weighted { u32::from(v % 6) + 1 } else { 1 })
         .clock(clock.clone())
         .eviction_listener(move |k: u8, v: u16, cause| {
             if cause == RemovalCause::Replaced {
@@ -154,11 +156,18 @@ proptest! {
 
     #[test]
     fn one_shard_small(ops in proptest::collection::vec(op(), 1..400)) {
-        check(ops, 8, 1, 24);
+        check(ops, 8, 1, 24, false);
     }
 
     #[test]
     fn two_shards(ops in proptest::collection::vec(op(), 1..400)) {
-        check(ops, 32, 2, 96);
+        check(ops, 32, 2, 96, false);
+    }
+
+    /// Weighted entries: a candidate may have to displace several victims
+    /// (this found a stale-index bug in the admission contest).
+    #[test]
+    fn weighted_one_shard(ops in proptest::collection::vec(op(), 1..400)) {
+        check(ops, 24, 1, 32, true);
     }
 }
