@@ -15,6 +15,7 @@ use crate::clock::{deadline_after, saturating_nanos, Clock, NEVER};
 use crate::error::InsertError;
 use crate::listener::{Hooks, RemovalCause};
 use crate::shard::{Ctx, Lookup, Removed, Shard};
+use crate::single_flight::{Flight, Flights};
 use crate::stats::{RequestCounters, Stats};
 use crate::sync::{Arc, AtomicU64, Ordering, RwLock};
 
@@ -49,6 +50,7 @@ const CLIMB_CHECK_INTERVAL: u32 = 32;
 
 struct Inner<K, V, S> {
     slots: Box<[CachePadded<Slot<K, V>>]>,
+    flights: Flights<K>,
     requests: RequestCounters,
     hasher: S,
     hooks: Hooks<K, V>,
@@ -122,6 +124,7 @@ impl<K, V, S> Cache<K, V, S> {
         Self {
             inner: Arc::new(Inner {
                 slots,
+                flights: Flights::new(shards),
                 requests: RequestCounters::new(),
                 hasher,
                 hooks,
@@ -229,8 +232,23 @@ where
     S: BuildHasher,
 {
     #[inline]
-    fn hash<Q: Hash + ?Sized>(&self, key: &Q) -> u64 {
+    pub(crate) fn hash<Q: Hash + ?Sized>(&self, key: &Q) -> u64 {
         self.inner.hasher.hash_one(key)
+    }
+
+    pub(crate) fn flights(&self) -> &Flights<K> {
+        &self.inner.flights
+    }
+
+    /// Stores the result of a load, unless a write of the key since the
+    /// load began invalidated it (checked under the shard lock).
+    pub(crate) fn insert_loaded(
+        &self,
+        key: K,
+        value: V,
+        load: Option<&Arc<Flight>>,
+    ) -> Result<(), InsertError<K, V>> {
+        self.insert_inner(key, value, self.inner.ttl, load)
     }
 
     #[inline]
@@ -333,7 +351,7 @@ where
     /// [`InsertError::TooHeavy`] if the entry weighs more than one shard's
     /// share of the capacity; the key's old value, if any, is removed.
     pub fn insert(&self, key: K, value: V) -> Result<(), InsertError<K, V>> {
-        self.insert_inner(key, value, self.inner.ttl)
+        self.insert_inner(key, value, self.inner.ttl, None)
     }
 
     /// Like [`Cache::insert`] with a time-to-live for this entry alone
@@ -348,10 +366,16 @@ where
         value: V,
         ttl: Duration,
     ) -> Result<(), InsertError<K, V>> {
-        self.insert_inner(key, value, Some(saturating_nanos(ttl)))
+        self.insert_inner(key, value, Some(saturating_nanos(ttl)), None)
     }
 
-    fn insert_inner(&self, key: K, value: V, ttl: Option<u64>) -> Result<(), InsertError<K, V>> {
+    fn insert_inner(
+        &self,
+        key: K,
+        value: V,
+        ttl: Option<u64>,
+        load: Option<&Arc<Flight>>,
+    ) -> Result<(), InsertError<K, V>> {
         let weight = match &self.inner.hooks.weigher {
             None => 1,
             Some(weigher) => weigher.weigh(&key, &value).max(1),
@@ -362,6 +386,12 @@ where
         let mut removed = Removed::new();
         let result = {
             let mut shard = slot.shard.write();
+            if load.is_some_and(|flight| flight.invalidated.load(Ordering::SeqCst)) {
+                // A write of this key since the load began wins over the
+                // load's older result.
+                return Ok(());
+            }
+            self.inner.flights.invalidate(hash, &key, load);
             let timed = ttl.is_some() || ctx.tti.is_some() || shard.expiry.is_some();
             let now = self.now_if(timed);
             if shard.expiry.is_some() {
@@ -407,6 +437,7 @@ where
         let mut removed = Removed::new();
         let value = {
             let mut shard = self.slot(hash).shard.write();
+            self.inner.flights.invalidate(hash, key, None);
             let now = self.now_if(shard.expiry.is_some());
             let expired = shard
                 .find(hash, key)
@@ -431,7 +462,10 @@ where
     /// Removes every entry (the listener hears [`RemovalCause::Cleared`])
     /// and releases the memory the shards held.
     pub fn clear(&self) {
-        self.for_each_shard(|shard, removed| shard.drain(removed, RemovalCause::Cleared));
+        self.for_each_shard(|shard, removed| {
+            self.inner.flights.invalidate_all();
+            shard.drain(removed, RemovalCause::Cleared);
+        });
     }
 
     /// Keeps only the entries for which `keep` returns true; the others are

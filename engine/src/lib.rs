@@ -48,6 +48,15 @@
 //! expired entries are reclaimed by a per-shard hierarchical timer wheel as
 //! the shard is written (or read and found expired), never by a scan.
 //!
+//! # Loading
+//!
+//! [`Cache::get_or_load`] and [`Cache::try_get_or_load`] run a loader on a
+//! miss, once for all concurrent callers of a key (single flight); errors
+//! reach every waiter as one shared [`LoadError`] and are not cached; a
+//! cancelled leader hands the load to a waiter; and a load never stores a
+//! result older than a write (`insert`, `remove`, `clear`) of its key that
+//! happened while it ran. They need no particular async runtime.
+//!
 //! # Removal listener
 //!
 //! An [`EvictionListener`] hears of every entry that leaves, exactly once,
@@ -76,8 +85,10 @@ mod climber;
 mod clock;
 mod error;
 mod listener;
+mod load;
 mod policy;
 mod shard;
+mod single_flight;
 mod sketch;
 mod stats;
 mod sync;
@@ -88,6 +99,7 @@ pub use cache::{Cache, Iter};
 pub use clock::ManualClock;
 pub use error::{ConfigError, InsertError};
 pub use listener::{EvictionListener, RemovalCause, Weigher};
+pub use load::LoadError;
 pub use stats::Stats;
 
 #[cfg(doctest)]

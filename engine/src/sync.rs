@@ -11,8 +11,25 @@
 
 #[cfg(not(strata_loom))]
 mod imp {
-    pub(crate) use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+    pub(crate) use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
     pub(crate) use std::sync::Arc;
+
+    /// A mutex (parking_lot: no poisoning).
+    #[derive(Debug, Default)]
+    pub(crate) struct Mutex<T>(parking_lot::Mutex<T>);
+
+    pub(crate) type MutexGuard<'a, T> = parking_lot::MutexGuard<'a, T>;
+
+    impl<T> Mutex<T> {
+        pub(crate) fn new(value: T) -> Self {
+            Self(parking_lot::Mutex::new(value))
+        }
+
+        #[inline]
+        pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
+            self.0.lock()
+        }
+    }
 
     /// A reader-writer lock (parking_lot: fair enough, no poisoning, small).
     #[derive(Debug, Default)]
@@ -102,8 +119,27 @@ mod imp {
 
 #[cfg(strata_loom)]
 mod imp {
-    pub(crate) use loom::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+    pub(crate) use loom::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
     pub(crate) use loom::sync::Arc;
+
+    /// loom's model-checked mutex behind the same API.
+    #[derive(Debug)]
+    pub(crate) struct Mutex<T>(loom::sync::Mutex<T>);
+
+    pub(crate) type MutexGuard<'a, T> = loom::sync::MutexGuard<'a, T>;
+
+    impl<T> Mutex<T> {
+        pub(crate) fn new(value: T) -> Self {
+            Self(loom::sync::Mutex::new(value))
+        }
+
+        pub(crate) fn lock(&self) -> MutexGuard<'_, T> {
+            match self.0.lock() {
+                Ok(guard) => guard,
+                Err(poisoned) => poisoned.into_inner(),
+            }
+        }
+    }
 
     /// loom's model-checked reader-writer lock behind the same API.
     #[derive(Debug)]
@@ -148,3 +184,7 @@ mod imp {
 }
 
 pub(crate) use imp::*;
+
+/// `std`'s `Arc`, also under loom: for values handed to users (a shared
+/// load error), which leave the engine's model-checked world.
+pub(crate) type PublicArc<T> = std::sync::Arc<T>;

@@ -1,0 +1,194 @@
+//! Loading through the cache: `get_or_load` and `try_get_or_load`.
+//!
+//! These are plain `async fn`s on [`Cache`]: the engine polls the loader's
+//! future inside the caller's future and needs no runtime of its own, so
+//! they work on tokio, async-std, smol or a hand-rolled executor alike.
+
+use std::fmt;
+use std::future::Future;
+use std::hash::{BuildHasher, Hash};
+use std::panic::resume_unwind;
+
+use crate::cache::Cache;
+use crate::single_flight::{catch_unwind, wait, Joined, Lead};
+use crate::sync::PublicArc as Arc;
+
+/// Why [`Cache::try_get_or_load`] returned no value.
+#[non_exhaustive]
+pub enum LoadError<E> {
+    /// The loader returned this error. Every caller that waited on the same
+    /// load gets the same `Arc`. Errors are not cached: the next call loads
+    /// again.
+    Failed(Arc<E>),
+    /// The loader panicked in another caller's task (that caller sees the
+    /// panic itself).
+    Panicked,
+}
+
+impl<E> Clone for LoadError<E> {
+    fn clone(&self) -> Self {
+        match self {
+            Self::Failed(error) => Self::Failed(Arc::clone(error)),
+            Self::Panicked => Self::Panicked,
+        }
+    }
+}
+
+impl<E: fmt::Debug> fmt::Debug for LoadError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Failed(error) => f.debug_tuple("Failed").field(error).finish(),
+            Self::Panicked => f.write_str("Panicked"),
+        }
+    }
+}
+
+impl<E: fmt::Display> fmt::Display for LoadError<E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Failed(error) => write!(f, "loading the value failed: {error}"),
+            Self::Panicked => f.write_str("the loader panicked in another task; retry the call"),
+        }
+    }
+}
+
+impl<E: std::error::Error + 'static> std::error::Error for LoadError<E> {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Failed(error) => Some(&**error),
+            Self::Panicked => None,
+        }
+    }
+}
+
+impl<K, V, S> Cache<K, V, S>
+where
+    K: Hash + Eq + Clone,
+    V: Clone + Send + Sync + 'static,
+    S: BuildHasher,
+{
+    /// The value for `key`, loading it with `loader` on a miss. Concurrent
+    /// misses of one key run one loader; the others wait for its value.
+    ///
+    /// # Panics
+    ///
+    /// If the loader panics, in this caller's task; callers that were
+    /// waiting on that load panic too (with a message saying so), rather
+    /// than hang. Use [`Cache::try_get_or_load`] to get an error instead.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use strata::Cache;
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+    /// let cache: Cache<u32, String> = Cache::new(100);
+    /// let user = cache.get_or_load(7, || async { format!("user-{}", 7) }).await;
+    /// assert_eq!(user, "user-7");
+    /// // Now cached: this loader does not run.
+    /// let again = cache.get_or_load(7, || async { unreachable!() }).await;
+    /// assert_eq!(again, "user-7");
+    /// # });
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub async fn get_or_load<F, Fut>(&self, key: K, loader: F) -> V
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = V>,
+    {
+        let load = self.try_get_or_load(key, || async {
+            Ok::<V, std::convert::Infallible>(loader().await)
+        });
+        match load.await {
+            Ok(value) => value,
+            Err(LoadError::Failed(never)) => match *never {},
+            Err(LoadError::Panicked) => panic!("the loader for this key panicked in another task"),
+        }
+    }
+
+    /// The value for `key`, loading it with the fallible `loader` on a
+    /// miss. Concurrent misses of one key run one loader; the others wait
+    /// for its outcome, value or error.
+    ///
+    /// A value loaded here is stored only if no `insert`, `remove` or
+    /// `clear` touched the key after the load started, so a slow load never
+    /// puts back a value that an invalidation removed. If the task running
+    /// the load is dropped, a waiting caller runs its own loader instead.
+    ///
+    /// # Errors
+    ///
+    /// [`LoadError::Failed`] with the loader's error (shared by every caller
+    /// of that load; not cached), or [`LoadError::Panicked`] if the loader
+    /// panicked in another caller's task.
+    ///
+    /// # Panics
+    ///
+    /// If the loader panics in this caller's task (after the waiters were
+    /// told).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use strata::{Cache, LoadError};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+    /// let cache: Cache<u32, String> = Cache::new(100);
+    /// let missing = cache
+    ///     .try_get_or_load(1, || async { Err::<String, _>("no such user") })
+    ///     .await;
+    /// assert!(matches!(missing, Err(LoadError::Failed(e)) if *e == "no such user"));
+    /// assert!(!cache.contains_key(&1), "errors are not cached");
+    /// # });
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub async fn try_get_or_load<F, Fut, E>(&self, key: K, loader: F) -> Result<V, LoadError<E>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<V, E>>,
+        E: Send + Sync + 'static,
+    {
+        let hash = self.hash(&key);
+        let flights = self.flights();
+        let flight = loop {
+            if let Some(value) = self.get(&key) {
+                return Ok(value);
+            }
+            match flights.join_or_lead::<V, E>(hash, &key, |k| self.hash(k)) {
+                Joined::Lead(flight) => break Some(flight),
+                Joined::Foreign => break None,
+                Joined::Wait(flight) => {
+                    if let Some(outcome) = wait::<V, E>(flight).await {
+                        return outcome;
+                    }
+                    // The leader was dropped: look again, maybe lead.
+                }
+            }
+        };
+        let lead = flight.map(|flight| Lead::<K, V, E>::new(flights, hash, &key, flight));
+        match catch_unwind(loader()).await {
+            Ok(Ok(value)) => {
+                let own = lead.as_ref().map(|lead| &lead.flight);
+                // Refused only when too heavy: the value still answers the
+                // callers, it just is not cached.
+                let _ = self.insert_loaded(key.clone(), value.clone(), own);
+                if let Some(lead) = lead {
+                    lead.complete(Ok(value.clone()));
+                }
+                Ok(value)
+            }
+            Ok(Err(error)) => {
+                let error = LoadError::Failed(Arc::new(error));
+                if let Some(lead) = lead {
+                    lead.complete(Err(error.clone()));
+                }
+                Err(error)
+            }
+            Err(panic) => {
+                if let Some(lead) = lead {
+                    lead.complete(Err(LoadError::Panicked));
+                }
+                resume_unwind(panic)
+            }
+        }
+    }
+}

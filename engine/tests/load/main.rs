@@ -1,0 +1,262 @@
+//! Loading through the cache: single flight, cancellation, errors, panics,
+//! and loads that must not undo invalidations.
+#![allow(clippy::unwrap_used)]
+
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::Duration;
+
+use strata::{Cache, LoadError};
+use tokio::sync::{oneshot, Notify};
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_time()
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn a_thousand_concurrent_misses_run_one_loader() {
+    let cache: Cache<u32, Arc<String>> = Cache::new(100);
+    let calls = Arc::new(AtomicUsize::new(0));
+    let values = runtime().block_on(async {
+        let tasks: Vec<_> = (0..1000)
+            .map(|_| {
+                let (cache, calls) = (cache.clone(), Arc::clone(&calls));
+                tokio::spawn(async move {
+                    cache
+                        .get_or_load(7, || async move {
+                            calls.fetch_add(1, Ordering::SeqCst);
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                            Arc::new("seven".to_string())
+                        })
+                        .await
+                })
+            })
+            .collect();
+        let mut values = Vec::new();
+        for task in tasks {
+            values.push(task.await.unwrap());
+        }
+        values
+    });
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert!(
+        values.iter().all(|v| Arc::ptr_eq(v, &values[0])),
+        "one value for all"
+    );
+    assert_eq!(cache.peek(&7).as_deref().map(String::as_str), Some("seven"));
+}
+
+#[test]
+fn a_cancelled_leader_hands_the_load_to_a_waiter() {
+    let cache: Cache<u32, u32> = Cache::new(100);
+    let rt = runtime();
+    let value = rt.block_on(async {
+        let (started_tx, started_rx) = oneshot::channel();
+        let leader = {
+            let cache = cache.clone();
+            tokio::spawn(async move {
+                cache
+                    .get_or_load(1, || async move {
+                        started_tx.send(()).unwrap();
+                        std::future::pending::<u32>().await
+                    })
+                    .await
+            })
+        };
+        started_rx.await.unwrap();
+        let waiter = {
+            let cache = cache.clone();
+            tokio::spawn(async move { cache.get_or_load(1, || async { 42 }).await })
+        };
+        // Let the waiter join the leader's flight, then cancel the leader.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        leader.abort();
+        assert!(leader.await.unwrap_err().is_cancelled());
+        tokio::time::timeout(Duration::from_secs(5), waiter)
+            .await
+            .expect("the waiter must not hang")
+            .unwrap()
+    });
+    assert_eq!(value, 42);
+    assert_eq!(cache.get(&1), Some(42));
+}
+
+#[test]
+fn an_error_reaches_every_waiter_once_and_is_not_cached() {
+    let cache: Cache<u32, u32> = Cache::new(100);
+    let calls = Arc::new(AtomicUsize::new(0));
+    let results = runtime().block_on(async {
+        let tasks: Vec<_> = (0..16)
+            .map(|_| {
+                let (cache, calls) = (cache.clone(), Arc::clone(&calls));
+                tokio::spawn(async move {
+                    cache
+                        .try_get_or_load(3, || async move {
+                            calls.fetch_add(1, Ordering::SeqCst);
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                            Err::<u32, _>(std::io::Error::other("origin down"))
+                        })
+                        .await
+                })
+            })
+            .collect();
+        let mut results = Vec::new();
+        for task in tasks {
+            results.push(task.await.unwrap());
+        }
+        results
+    });
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    let errors: Vec<Arc<std::io::Error>> = results
+        .into_iter()
+        .map(|r| match r {
+            Err(LoadError::Failed(e)) => e,
+            other => panic!("expected the shared error, got {other:?}"),
+        })
+        .collect();
+    assert!(errors.iter().all(|e| Arc::ptr_eq(e, &errors[0])));
+    assert!(!cache.contains_key(&3));
+    // Not cached: the next call loads again.
+    let again =
+        runtime().block_on(cache.try_get_or_load(3, || async { Ok::<_, std::io::Error>(9) }));
+    assert_eq!(again.unwrap(), 9);
+}
+
+#[test]
+fn a_panicking_loader_is_reported_to_waiters() {
+    let cache: Cache<u32, u32> = Cache::new(100);
+    let rt = runtime();
+    let (leader, waiter) = rt.block_on(async {
+        let leader = {
+            let cache = cache.clone();
+            tokio::spawn(async move {
+                cache
+                    .try_get_or_load(5, || async {
+                        tokio::time::sleep(Duration::from_millis(30)).await;
+                        if true {
+                            panic!("loader bug");
+                        }
+                        Ok::<u32, std::io::Error>(0)
+                    })
+                    .await
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let waiter = {
+            let cache = cache.clone();
+            tokio::spawn(async move {
+                cache
+                    .try_get_or_load(5, || async { Ok::<u32, std::io::Error>(1) })
+                    .await
+            })
+        };
+        (leader.await, waiter.await.unwrap())
+    });
+    assert!(
+        leader.unwrap_err().is_panic(),
+        "the leader's task sees the panic"
+    );
+    assert!(matches!(waiter, Err(LoadError::Panicked)), "{waiter:?}");
+    assert!(!cache.contains_key(&5));
+}
+
+/// A load that started before a write of its key must not store its older
+/// result after it. `invalidate` runs while the load is parked.
+fn load_racing(invalidate: impl FnOnce(&Cache<u32, &'static str>)) -> Cache<u32, &'static str> {
+    let cache: Cache<u32, &'static str> = Cache::new(100);
+    let rt = runtime();
+    rt.block_on(async {
+        let (started_tx, started_rx) = oneshot::channel();
+        let release = Arc::new(Notify::new());
+        let load = {
+            let (cache, release) = (cache.clone(), Arc::clone(&release));
+            tokio::spawn(async move {
+                cache
+                    .get_or_load(1, || async move {
+                        started_tx.send(()).unwrap();
+                        release.notified().await;
+                        "old value read before the write"
+                    })
+                    .await
+            })
+        };
+        started_rx.await.unwrap();
+        invalidate(&cache);
+        release.notify_one();
+        // The caller still gets what it loaded...
+        assert_eq!(load.await.unwrap(), "old value read before the write");
+    });
+    cache
+}
+
+#[test]
+fn a_remove_during_a_load_wins() {
+    let cache = load_racing(|cache| {
+        cache.remove(&1);
+    });
+    assert_eq!(cache.get(&1), None);
+}
+
+#[test]
+fn a_newer_insert_during_a_load_wins() {
+    let cache = load_racing(|cache| cache.insert(1, "newer").unwrap());
+    assert_eq!(cache.get(&1), Some("newer"));
+}
+
+#[test]
+fn a_clear_during_a_load_wins() {
+    let cache = load_racing(Cache::clear);
+    assert!(cache.is_empty());
+}
+
+#[test]
+fn writes_of_other_keys_do_not_stop_a_load_from_storing() {
+    let cache = load_racing(|cache| {
+        cache.insert(2, "other").unwrap();
+        cache.remove(&3);
+    });
+    assert_eq!(cache.get(&1), Some("old value read before the write"));
+}
+
+/// A minimal executor: the engine needs no runtime of its own.
+fn block_on<F: Future>(future: F) -> F::Output {
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut context = Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut context) {
+            return output;
+        }
+        std::thread::park();
+    }
+}
+
+#[test]
+fn loads_run_without_any_async_runtime() {
+    let cache: Cache<u32, u32> = Cache::new(10);
+    assert_eq!(block_on(cache.get_or_load(1, || async { 11 })), 11);
+    assert_eq!(
+        block_on(cache.get_or_load(1, || async { 99 })),
+        11,
+        "cached"
+    );
+    let calls = AtomicUsize::new(0);
+    let result = block_on(cache.try_get_or_load(2, || async {
+        calls.fetch_add(1, Ordering::SeqCst);
+        Err::<u32, &str>("nope")
+    }));
+    assert!(matches!(result, Err(LoadError::Failed(e)) if *e == "nope"));
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+}
