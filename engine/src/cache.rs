@@ -248,7 +248,7 @@ where
         value: V,
         load: Option<&Arc<Flight>>,
     ) -> Result<(), InsertError<K, V>> {
-        self.insert_inner(key, value, self.inner.ttl, load)
+        self.insert_inner(key, value, self.inner.ttl, &[], load)
     }
 
     #[inline]
@@ -351,7 +351,59 @@ where
     /// [`InsertError::TooHeavy`] if the entry weighs more than one shard's
     /// share of the capacity; the key's old value, if any, is removed.
     pub fn insert(&self, key: K, value: V) -> Result<(), InsertError<K, V>> {
-        self.insert_inner(key, value, self.inner.ttl, None)
+        self.insert_inner(key, value, self.inner.ttl, &[], None)
+    }
+
+    /// Like [`Cache::insert`], labelling the entry with `tags` (duplicates
+    /// are ignored), so that [`Cache::invalidate_tag`] can remove it with
+    /// every other entry carrying one of them. An insert of the same key
+    /// without tags drops the old entry's tags with its value.
+    ///
+    /// # Errors
+    ///
+    /// As [`Cache::insert`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use strata::Cache;
+    ///
+    /// let cache = Cache::new(100);
+    /// cache.insert_with_tags("/users/1", "ada", &["users", "team:a"])?;
+    /// cache.insert_with_tags("/users/2", "grace", &["users", "team:b"])?;
+    /// cache.insert_with_tags("/teams/a", "a", &["team:a"])?;
+    /// assert_eq!(cache.invalidate_tag("team:a"), 2);
+    /// assert_eq!(cache.get("/users/2"), Some("grace"));
+    /// assert_eq!(cache.invalidate_tags(&["users", "team:b"]), 1);
+    /// assert!(cache.is_empty());
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn insert_with_tags(
+        &self,
+        key: K,
+        value: V,
+        tags: &[&str],
+    ) -> Result<(), InsertError<K, V>> {
+        self.insert_inner(key, value, self.inner.ttl, tags, None)
+    }
+
+    /// Removes every entry tagged `tag` ([`RemovalCause::Invalidated`]) and
+    /// returns how many. Loads in flight when it runs do not store their
+    /// results afterwards (their tags are not known before they finish).
+    pub fn invalidate_tag(&self, tag: &str) -> usize {
+        self.invalidate_tags(&[tag])
+    }
+
+    /// Removes every entry carrying any of `tags`; returns how many.
+    pub fn invalidate_tags(&self, tags: &[&str]) -> usize {
+        let mut count = 0;
+        self.for_each_shard(|shard, removed| {
+            self.inner.flights.invalidate_all();
+            for tag in tags {
+                count += shard.invalidate_tag(&self.inner.hasher, tag, removed);
+            }
+        });
+        count
     }
 
     /// Like [`Cache::insert`] with a time-to-live for this entry alone
@@ -366,7 +418,7 @@ where
         value: V,
         ttl: Duration,
     ) -> Result<(), InsertError<K, V>> {
-        self.insert_inner(key, value, Some(saturating_nanos(ttl)), None)
+        self.insert_inner(key, value, Some(saturating_nanos(ttl)), &[], None)
     }
 
     fn insert_inner(
@@ -374,6 +426,7 @@ where
         key: K,
         value: V,
         ttl: Option<u64>,
+        tags: &[&str],
         load: Option<&Arc<Flight>>,
     ) -> Result<(), InsertError<K, V>> {
         let weight = match &self.inner.hooks.weigher {
@@ -411,7 +464,17 @@ where
                 })
             } else {
                 let deadline = ttl.map_or(NEVER, |ttl| deadline_after(now, ttl));
-                shard.upsert(&ctx, hash, key, value, weight, deadline, now, &mut removed);
+                shard.upsert(
+                    &ctx,
+                    hash,
+                    key,
+                    value,
+                    weight,
+                    deadline,
+                    now,
+                    tags,
+                    &mut removed,
+                );
                 shard.writes_since_climb += 1;
                 if shard.writes_since_climb >= CLIMB_CHECK_INTERVAL {
                     shard.writes_since_climb = 0;

@@ -57,6 +57,14 @@
 //! result older than a write (`insert`, `remove`, `clear`) of its key that
 //! happened while it ran. They need no particular async runtime.
 //!
+//! # Tags
+//!
+//! [`Cache::insert_with_tags`] labels an entry; [`Cache::invalidate_tag`]
+//! and [`Cache::invalidate_tags`] remove every entry carrying a label. The
+//! per-shard tag index holds only the entries the cache holds (an entry
+//! leaves it when it leaves the cache), and exists only once a shard sees a
+//! tagged entry.
+//!
 //! # Removal listener
 //!
 //! An [`EvictionListener`] hears of every entry that leaves, exactly once,
@@ -92,6 +100,7 @@ mod single_flight;
 mod sketch;
 mod stats;
 mod sync;
+mod tags;
 mod timer_wheel;
 
 pub use builder::{CacheBuilder, Config, MAX_CAPACITY, MAX_SHARDS};

@@ -20,6 +20,9 @@ pub enum RemovalCause {
     Removed,
     /// Removed by [`Cache::clear`](crate::Cache::clear).
     Cleared,
+    /// Removed by [`Cache::invalidate_tag`](crate::Cache::invalidate_tag)
+    /// or [`Cache::invalidate_tags`](crate::Cache::invalidate_tags).
+    Invalidated,
 }
 
 impl RemovalCause {

@@ -33,6 +33,7 @@ use crate::clock::NEVER;
 use crate::listener::RemovalCause;
 use crate::sketch::FrequencySketch;
 use crate::sync::{AtomicU8, Ordering};
+use crate::tags::TagIndex;
 use crate::timer_wheel::{Expiry, Timer, NIL};
 
 /// A node's `hits` byte: bit 7 says "read since the policy last looked at
@@ -156,6 +157,8 @@ pub(crate) struct Shard<K, V> {
     pub(crate) table_slots: usize,
     pub(crate) nodes: Vec<Node<K, V>>,
     pub(crate) expiry: Option<Box<Expiry>>,
+    /// Only once a tagged entry arrives.
+    pub(crate) tags: Option<Box<TagIndex>>,
     pub(crate) lists: [List; 3],
     pub(crate) capacity: u64,
     /// With the unit weigher, the most entries the shard can hold; growth of
@@ -179,6 +182,7 @@ impl<K, V> Shard<K, V> {
             table_slots: 0,
             nodes: Vec::new(),
             expiry: None,
+            tags: None,
             lists: [List::EMPTY; 3],
             capacity,
             max_entries,
@@ -275,12 +279,16 @@ impl<K, V> Shard<K, V> {
         weight: u32,
         deadline: u64,
         now: u64,
+        tags: &[&str],
         removed: &mut Removed<K, V>,
     ) where
         K: Hash + Eq,
     {
         if deadline != NEVER || ctx.tti.is_some() {
             self.enable_expiry(now);
+        }
+        if !tags.is_empty() && self.tags.is_none() {
+            self.tags = Some(Box::new(TagIndex::new(self.nodes.len())));
         }
         // Room first, so that the probe below can claim its slot at once.
         self.reserve_one(ctx.hasher);
@@ -326,6 +334,10 @@ impl<K, V> Shard<K, V> {
             // An update counts as an access, recorded like a read's (the
             // policy folds it in lazily; no list surgery here).
             record_hit(&self.nodes[idx as usize].hits);
+            if let Some(index) = &mut self.tags {
+                // The new value carries the new tags (none for a plain insert).
+                index.set(idx, tags);
+            }
             removed.push(key, old, cause);
             return;
         }
@@ -341,6 +353,9 @@ impl<K, V> Shard<K, V> {
             queue: Queue::Window,
             hits: AtomicU8::new(0),
         });
+        if let Some(index) = &mut self.tags {
+            index.set(idx, tags);
+        }
         if let Some(expiry) = &mut self.expiry {
             expiry.timers.push(Timer::new(deadline, now));
             let at = expiry.timers[idx as usize].expires_at(ctx.tti);
@@ -426,6 +441,9 @@ impl<K, V> Shard<K, V> {
         if let Some(expiry) = &mut self.expiry {
             expiry.timers.swap_remove(idx as usize);
         }
+        if let Some(index) = &mut self.tags {
+            index.remove(idx);
+        }
         self.nodes.swap_remove(idx as usize)
     }
 
@@ -476,6 +494,30 @@ impl<K, V> Shard<K, V> {
         }
     }
 
+    /// Removes every entry tagged `tag`; returns how many.
+    pub(crate) fn invalidate_tag<S: BuildHasher>(
+        &mut self,
+        hasher: &S,
+        tag: &str,
+        removed: &mut Removed<K, V>,
+    ) -> usize
+    where
+        K: Hash,
+    {
+        let Some(index) = &self.tags else {
+            return 0;
+        };
+        // Highest index first: a removal moves only the last entry, which
+        // is then never one still to be removed.
+        let doomed = index.entries(tag);
+        for &idx in &doomed {
+            let node = self.remove_at(hasher, idx);
+            self.counters.removed += 1;
+            removed.push(node.key, node.value, RemovalCause::Invalidated);
+        }
+        doomed.len()
+    }
+
     /// Empties the shard, handing every entry over as `cause`, and gives
     /// the memory back.
     pub(crate) fn drain(&mut self, removed: &mut Removed<K, V>, cause: RemovalCause) {
@@ -483,6 +525,7 @@ impl<K, V> Shard<K, V> {
         self.table = HashTable::new();
         self.table_slots = 0;
         self.expiry = None;
+        self.tags = None;
         self.lists = [List::EMPTY; 3];
         self.counters.cleared += nodes.len() as u64;
         for node in nodes {
@@ -504,7 +547,18 @@ mod tests {
         let mut removed = Removed::new();
         for key in keys {
             let hash = hasher.hash_one(key);
-            shard.upsert(&ctx, hash, key, key, 1, NEVER, 0, &mut removed);
+            let tag = format!("t{}", key % 3000);
+            shard.upsert(
+                &ctx,
+                hash,
+                key,
+                key,
+                1,
+                NEVER,
+                0,
+                &[tag.as_str()],
+                &mut removed,
+            );
             shard.evict(&ctx, 0, &mut removed);
         }
     }

@@ -26,7 +26,8 @@ pub struct Stats {
     pub evictions: u64,
     /// Entries removed because their time ran out.
     pub expirations: u64,
-    /// Entries removed by `remove`, `retain` or a too-heavy update.
+    /// Entries removed by `remove`, `retain`, `invalidate_tag(s)` or a
+    /// too-heavy update.
     pub removals: u64,
     /// Entries removed by `clear`.
     pub cleared: u64,

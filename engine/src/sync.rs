@@ -185,6 +185,7 @@ mod imp {
 
 pub(crate) use imp::*;
 
-/// `std`'s `Arc`, also under loom: for values handed to users (a shared
-/// load error), which leave the engine's model-checked world.
+/// `std`'s `Arc`, also under loom: for data that crosses no thread
+/// boundary the models check (a shared load error handed to users, tag
+/// strings read only under a shard lock).
 pub(crate) type PublicArc<T> = std::sync::Arc<T>;

@@ -18,7 +18,9 @@ use strata::{Cache, ManualClock, RemovalCause};
 enum Op {
     Get(u8),
     Insert(u8, u16),
+    InsertTagged(u8, u16, u8),
     InsertTtl(u8, u16, u8),
+    InvalidateTag(u8),
     Remove(u8),
     Advance(u16),
     Retain(u8),
@@ -31,6 +33,8 @@ fn op() -> impl Strategy<Value = Op> {
         30 => any::<u8>().prop_map(Op::Get),
         30 => (any::<u8>(), any::<u16>()).prop_map(|(k, v)| Op::Insert(k, v)),
         10 => (any::<u8>(), any::<u16>(), 1..20u8).prop_map(|(k, v, t)| Op::InsertTtl(k, v, t)),
+        8 => (any::<u8>(), any::<u16>(), 1..8u8).prop_map(|(k, v, m)| Op::InsertTagged(k, v, m)),
+        2 => (0..3u8).prop_map(Op::InvalidateTag),
         10 => any::<u8>().prop_map(Op::Remove),
         8 => (0..3000u16).prop_map(Op::Advance),
         1 => (2..5u8).prop_map(Op::Retain),
@@ -39,12 +43,16 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+const TAGS: [&str; 3] = ["red", "green", "blue"];
+
 /// What the model knows of each key (value, deadline in ms), and the entry
 /// being inserted right now: it joins the mirror once `insert` returns,
 /// unless the listener reported it evicted during the insert.
 #[derive(Default)]
 struct Model {
     held: HashMap<u8, (u16, u64)>,
+    /// Tags of each key's latest insert, as a bit mask of tags 0..3.
+    tags: HashMap<u8, u8>,
     inserting: Option<(u8, u16)>,
     evicted_while_inserting: bool,
 }
@@ -61,11 +69,12 @@ impl Model {
 
 type Mirror = Arc<Mutex<Model>>;
 
-fn insert_into(mirror: &Mirror, k: u8, v: u16, deadline: u64, insert: impl FnOnce()) {
+fn insert_into(mirror: &Mirror, k: u8, v: u16, deadline: u64, tags: u8, insert: impl FnOnce()) {
     mirror.lock().unwrap().inserting = Some((k, v));
     insert();
     let mut model = mirror.lock().unwrap();
     model.inserting = None;
+    model.tags.insert(k, tags);
     if !std::mem::take(&mut model.evicted_while_inserting) {
         model.held.insert(k, (v, deadline));
     }
@@ -109,13 +118,47 @@ fn check(ops: Vec<Op>, capacity: u64, shards: usize, key_space: u8, weighted: bo
             }
             Op::Insert(k, v) => {
                 let k = k % key_space;
-                insert_into(&mirror, k, v, u64::MAX, || cache.insert(k, v).unwrap());
+                insert_into(&mirror, k, v, u64::MAX, 0, || cache.insert(k, v).unwrap());
+            }
+            Op::InsertTagged(k, v, mask) => {
+                let k = k % key_space;
+                let names: Vec<&str> = TAGS
+                    .iter()
+                    .enumerate()
+                    .filter(|&(bit, _)| mask & (1 << bit) != 0)
+                    .map(|(_, &name)| name)
+                    .collect();
+                insert_into(&mirror, k, v, u64::MAX, mask, || {
+                    cache.insert_with_tags(k, v, &names).unwrap();
+                });
+            }
+            Op::InvalidateTag(bit) => {
+                let tagged = |model: &Model| -> Vec<u8> {
+                    let mut keys: Vec<u8> = model
+                        .held
+                        .keys()
+                        .copied()
+                        .filter(|k| model.tags.get(k).is_some_and(|m| m & (1 << bit) != 0))
+                        .collect();
+                    keys.sort_unstable();
+                    keys
+                };
+                let expected = tagged(&mirror.lock().unwrap()).len();
+                assert_eq!(
+                    cache.invalidate_tag(TAGS[bit as usize]),
+                    expected,
+                    "tag {bit}"
+                );
+                assert!(
+                    tagged(&mirror.lock().unwrap()).is_empty(),
+                    "tag {bit} left entries"
+                );
             }
             Op::InsertTtl(k, v, secs) => {
                 let k = k % key_space;
                 let deadline = now_ms(&clock) + u64::from(secs) * 1000;
                 let ttl = Duration::from_secs(secs.into());
-                insert_into(&mirror, k, v, deadline, || {
+                insert_into(&mirror, k, v, deadline, 0, || {
                     cache.insert_with_ttl(k, v, ttl).unwrap();
                 });
             }
