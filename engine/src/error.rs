@@ -33,6 +33,9 @@ pub enum ConfigError {
         /// The capacity asked for.
         capacity: u64,
     },
+    /// A chunk store's chunk size of zero.
+    #[error("chunk size must be at least 1 byte")]
+    ZeroChunkSize,
     /// A time-to-live or time-to-idle of zero.
     #[error("{which} must be greater than zero")]
     ZeroDuration {

@@ -65,6 +65,14 @@
 //! leaves it when it leaves the cache), and exists only once a shard sees a
 //! tagged entry.
 //!
+//! # Chunked range storage
+//!
+//! [`chunks::ChunkStore`] keeps large objects as fixed-size chunks, each a
+//! weighted entry of its own cache: range reads (with HTTP's `first-last`,
+//! `first-` and `-suffix` forms) touch only the chunks they need and return
+//! slices of them without copying, objects may be cached in part, and
+//! chunks of two versions of an object are never mixed.
+//!
 //! # Removal listener
 //!
 //! An [`EvictionListener`] hears of every entry that leaves, exactly once,
@@ -89,6 +97,7 @@
 
 mod builder;
 mod cache;
+pub mod chunks;
 mod climber;
 mod clock;
 mod error;
