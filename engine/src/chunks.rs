@@ -167,13 +167,14 @@ impl RangeRead {
         match self.parts.as_slice() {
             [] => Some(Bytes::new()),
             [(_, only)] => Some(only.clone()),
-            parts => Some(
-                parts
-                    .iter()
-                    .flat_map(|(_, bytes)| bytes.iter().copied())
-                    .collect::<Vec<u8>>()
-                    .into(),
-            ),
+            parts => {
+                let total = parts.iter().map(|(_, bytes)| bytes.len()).sum();
+                let mut joined = bytes::BytesMut::with_capacity(total);
+                for (_, bytes) in parts {
+                    joined.extend_from_slice(bytes);
+                }
+                Some(joined.freeze())
+            }
         }
     }
 }
