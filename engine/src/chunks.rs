@@ -30,6 +30,9 @@ use crate::sync::PublicArc as Arc;
 
 /// The default chunk size: 1 MiB.
 pub const DEFAULT_CHUNK_SIZE: u32 = 1 << 20;
+/// A single read may span at most this many chunks (64 GiB at the default
+/// chunk size), so that an absurd range costs an error, not a long loop.
+pub const MAX_CHUNKS_PER_READ: u64 = 1 << 16;
 
 /// A requested byte range, as HTTP `Range` spells them (RFC 9110 §14.1.2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,6 +77,12 @@ pub enum RangeError {
     Unsatisfiable {
         /// The object's length.
         len: u64,
+    },
+    /// The range spans more than [`MAX_CHUNKS_PER_READ`] chunks.
+    #[error("range spans {chunks} chunks, more than one read may; read it in pieces")]
+    TooLarge {
+        /// The chunks the range spans.
+        chunks: u64,
     },
 }
 
@@ -284,7 +293,10 @@ where
     pub fn put_meta(&self, object: &O, len: u64, version: &str) -> Result<(), ChunkError> {
         if let Some(old) = self.meta(object) {
             if &*old.version != version {
-                for index in 0..self.chunk_count(old.len) {
+                // Only frees room early: chunks of the old version are never
+                // served again (their keys carry it), so for absurd lengths
+                // the rest are left to eviction.
+                for index in 0..self.chunk_count(old.len).min(MAX_CHUNKS_PER_READ) {
                     self.cache
                         .remove(&self.chunk_key(object, &old.version, index));
                 }
@@ -374,17 +386,24 @@ where
     /// # Errors
     ///
     /// [`RangeError::UnknownObject`] without metadata,
-    /// [`RangeError::Unsatisfiable`] for a range that selects nothing.
+    /// [`RangeError::Unsatisfiable`] for a range that selects nothing,
+    /// [`RangeError::TooLarge`] for one that spans too many chunks.
     pub fn read_range(&self, object: &O, range: ByteRange) -> Result<RangeRead, RangeError> {
         let meta = self.meta(object).ok_or(RangeError::UnknownObject)?;
         let wanted = range.resolve(meta.len)?;
         let size = u64::from(self.chunk_size);
+        let chunks = wanted.start / size..wanted.end.div_ceil(size);
+        if chunks.end - chunks.start > MAX_CHUNKS_PER_READ {
+            return Err(RangeError::TooLarge {
+                chunks: chunks.end - chunks.start,
+            });
+        }
         let mut parts = Vec::new();
         let mut missing: Vec<Range<u64>> = Vec::new();
-        for index in wanted.start / size..wanted.end.div_ceil(size) {
+        for index in chunks {
             let chunk_start = index * size;
             let from = wanted.start.max(chunk_start);
-            let to = wanted.end.min(chunk_start + size);
+            let to = wanted.end.min(chunk_start.saturating_add(size));
             match self
                 .cache
                 .get(&self.chunk_key(object, &meta.version, index))
@@ -456,5 +475,35 @@ mod tests {
         }
         assert!(ByteRange::Suffix(1).resolve(0).is_err());
         assert_eq!(ByteRange::FromTo(0, u64::MAX).resolve(3), Ok(0..3));
+    }
+
+    #[test]
+    fn absurd_lengths_give_errors_not_loops() {
+        let store: ChunkStore<u8> =
+            ChunkStore::new(1 << 20, 1024).unwrap_or_else(|e| panic!("{e}"));
+        store
+            .put_meta(&1, u64::MAX, "huge")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(
+            store.read_range(&1, ByteRange::From(0)),
+            Err(RangeError::TooLarge { .. })
+        ));
+        // The last chunk, near u64::MAX, reads as missing without overflow.
+        let read = store
+            .read_range(&1, ByteRange::Suffix(10))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(read.missing, vec![u64::MAX - 10..u64::MAX]);
+        assert_eq!(
+            store.put_chunk(&1, "huge", u64::MAX, Bytes::new()),
+            Err(ChunkError::OutOfRange {
+                index: u64::MAX,
+                chunks: u64::MAX.div_ceil(1024)
+            })
+        );
+        // A new version does not walk 2^54 old chunks.
+        store
+            .put_meta(&1, 10, "small")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(store.meta(&1).map(|m| m.len), Some(10));
     }
 }
