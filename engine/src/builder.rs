@@ -37,6 +37,8 @@ pub struct Config {
     pub time_to_live: Option<Duration>,
     /// See [`CacheBuilder::time_to_idle`].
     pub time_to_idle: Option<Duration>,
+    /// See [`CacheBuilder::negative_ttl`].
+    pub negative_ttl: Option<Duration>,
 }
 
 impl Config {
@@ -60,6 +62,11 @@ impl Config {
         if self.time_to_idle == Some(Duration::ZERO) {
             return Err(ConfigError::ZeroDuration {
                 which: "time_to_idle",
+            });
+        }
+        if self.negative_ttl == Some(Duration::ZERO) {
+            return Err(ConfigError::ZeroDuration {
+                which: "negative_ttl",
             });
         }
         match self.shards {
@@ -164,6 +171,16 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     /// Default: none.
     pub fn time_to_idle(mut self, tti: Duration) -> Self {
         self.config.time_to_idle = Some(tti);
+        self
+    }
+
+    /// Caches the errors of [`Cache::try_get_or_load`] for this long: while
+    /// an error is cached, loads of its key return it without running the
+    /// loader. Default: errors are not cached. The errors are kept in a
+    /// small cache of their own (an eighth of the capacity in entries, at
+    /// least 64), which an `insert`, `remove` or `clear` of the key clears.
+    pub fn negative_ttl(mut self, ttl: Duration) -> Self {
+        self.config.negative_ttl = Some(ttl);
         self
     }
 

@@ -17,7 +17,7 @@ use crate::listener::{Hooks, RemovalCause};
 use crate::shard::{Ctx, Lookup, Removed, Shard};
 use crate::single_flight::{Flight, Flights};
 use crate::stats::{RequestCounters, Stats};
-use crate::sync::{Arc, AtomicU64, Ordering, RwLock};
+use crate::sync::{Arc, AtomicU64, Ordering, PublicArc, RwLock};
 
 /// A concurrent, weight-bounded cache with W-TinyLFU eviction.
 ///
@@ -48,8 +48,13 @@ struct Slot<K, V> {
 /// summing the request counters costs a few cache misses.
 const CLIMB_CHECK_INTERVAL: u32 = 32;
 
+/// A cached load error, type-erased (its type is chosen per call).
+pub(crate) type Negative = PublicArc<dyn std::any::Any + Send + Sync>;
+
 struct Inner<K, V, S> {
     slots: Box<[CachePadded<Slot<K, V>>]>,
+    /// Errors of failed loads, when `negative_ttl` is set.
+    negatives: Option<Cache<K, Negative>>,
     flights: Flights<K>,
     requests: RequestCounters,
     hasher: S,
@@ -121,9 +126,24 @@ impl<K, V, S> Cache<K, V, S> {
                 })
             })
             .collect();
+        let negatives = config.negative_ttl.map(|ttl| {
+            let entries = (capacity / 8).max(64);
+            let config = Config {
+                max_capacity: entries,
+                time_to_live: Some(ttl),
+                ..Config::default()
+            };
+            let hooks = Hooks {
+                weigher: None,
+                listener: None,
+            };
+            let shards = crate::builder::default_shards(entries);
+            Cache::from_parts(config, shards, RandomState::new(), hooks, clock.clone())
+        });
         Self {
             inner: Arc::new(Inner {
                 slots,
+                negatives,
                 flights: Flights::new(shards),
                 requests: RequestCounters::new(),
                 hasher,
@@ -238,6 +258,10 @@ where
 
     pub(crate) fn flights(&self) -> &Flights<K> {
         &self.inner.flights
+    }
+
+    pub(crate) fn negatives(&self) -> Option<&Cache<K, Negative>> {
+        self.inner.negatives.as_ref()
     }
 
     /// Stores the result of a load, unless a write of the key since the
@@ -429,6 +453,10 @@ where
         tags: &[&str],
         load: Option<&Arc<Flight>>,
     ) -> Result<(), InsertError<K, V>> {
+        if let Some(negatives) = &self.inner.negatives {
+            // A value for the key replaces any error cached for it.
+            negatives.remove(&key);
+        }
         let weight = match &self.inner.hooks.weigher {
             None => 1,
             Some(weigher) => weigher.weigh(&key, &value).max(1),
@@ -495,6 +523,9 @@ where
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
+        if let Some(negatives) = &self.inner.negatives {
+            negatives.remove(key);
+        }
         let hash = self.hash(key);
         let ctx = self.ctx();
         let mut removed = Removed::new();
@@ -525,6 +556,9 @@ where
     /// Removes every entry (the listener hears [`RemovalCause::Cleared`])
     /// and releases the memory the shards held.
     pub fn clear(&self) {
+        if let Some(negatives) = &self.inner.negatives {
+            negatives.clear();
+        }
         self.for_each_shard(|shard, removed| {
             self.inner.flights.invalidate_all();
             shard.drain(removed, RemovalCause::Cleared);

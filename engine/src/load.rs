@@ -9,16 +9,17 @@ use std::future::Future;
 use std::hash::{BuildHasher, Hash};
 use std::panic::resume_unwind;
 
-use crate::cache::Cache;
+use crate::cache::{Cache, Negative};
 use crate::single_flight::{catch_unwind, wait, Joined, Lead};
-use crate::sync::PublicArc as Arc;
+use crate::sync::{Ordering, PublicArc as Arc};
 
 /// Why [`Cache::try_get_or_load`] returned no value.
 #[non_exhaustive]
 pub enum LoadError<E> {
     /// The loader returned this error. Every caller that waited on the same
-    /// load gets the same `Arc`. Errors are not cached: the next call loads
-    /// again.
+    /// load gets the same `Arc`. Errors are not cached (the next call loads
+    /// again) unless [`negative_ttl`](crate::CacheBuilder::negative_ttl) is
+    /// set.
     Failed(Arc<E>),
     /// The loader panicked in another caller's task (that caller sees the
     /// panic itself).
@@ -118,8 +119,9 @@ where
     /// # Errors
     ///
     /// [`LoadError::Failed`] with the loader's error (shared by every caller
-    /// of that load; not cached), or [`LoadError::Panicked`] if the loader
-    /// panicked in another caller's task.
+    /// of that load; cached only with a `negative_ttl`), or
+    /// [`LoadError::Panicked`] if the loader panicked in another caller's
+    /// task.
     ///
     /// # Panics
     ///
@@ -153,6 +155,12 @@ where
             if let Some(value) = self.get(&key) {
                 return Ok(value);
             }
+            if let Some(error) = self.negatives().and_then(|n| n.get(&key)) {
+                // A cached error of another type is no answer for this call.
+                if let Ok(error) = error.downcast::<E>() {
+                    return Err(LoadError::Failed(error));
+                }
+            }
             match flights.join_or_lead::<V, E>(hash, &key, |k| self.hash(k)) {
                 Joined::Lead(flight) => break Some(flight),
                 Joined::Foreign => break None,
@@ -177,7 +185,15 @@ where
                 Ok(value)
             }
             Ok(Err(error)) => {
-                let error = LoadError::Failed(Arc::new(error));
+                let error = Arc::new(error);
+                let invalidated = lead
+                    .as_ref()
+                    .is_some_and(|lead| lead.flight.invalidated.load(Ordering::SeqCst));
+                if let (Some(negatives), false) = (self.negatives(), invalidated) {
+                    // Refused only when too heavy, which an error never is.
+                    let _ = negatives.insert(key.clone(), Arc::clone(&error) as Negative);
+                }
+                let error = LoadError::Failed(error);
                 if let Some(lead) = lead {
                     lead.complete(Err(error.clone()));
                 }

@@ -260,3 +260,59 @@ fn loads_run_without_any_async_runtime() {
     assert!(matches!(result, Err(LoadError::Failed(e)) if *e == "nope"));
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
+
+#[test]
+fn negative_caching_serves_the_error_until_it_expires() {
+    let clock = strata::ManualClock::new();
+    let cache: Cache<u32, u32> = Cache::builder()
+        .max_capacity(100)
+        .negative_ttl(Duration::from_secs(10))
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let calls = AtomicUsize::new(0);
+    let failing = || async {
+        calls.fetch_add(1, Ordering::SeqCst);
+        Err::<u32, String>("origin down".to_string())
+    };
+    let first = block_on(cache.try_get_or_load(1, failing));
+    let Err(LoadError::Failed(first)) = first else {
+        panic!("{first:?}")
+    };
+    clock.advance(Duration::from_secs(9));
+    let second = block_on(cache.try_get_or_load(1, failing));
+    let Err(LoadError::Failed(second)) = second else {
+        panic!("{second:?}")
+    };
+    assert!(Arc::ptr_eq(&first, &second), "the cached error itself");
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        1,
+        "no load while the error is cached"
+    );
+    assert!(
+        !cache.contains_key(&1),
+        "errors never enter the value cache"
+    );
+    clock.advance(Duration::from_secs(2));
+    assert!(block_on(cache.try_get_or_load(1, failing)).is_err());
+    assert_eq!(calls.load(Ordering::SeqCst), 2, "expired: loaded again");
+    // A remove forgets the error too; so does an insert.
+    cache.remove(&1);
+    assert_eq!(
+        block_on(cache.try_get_or_load(1, || async { Ok::<_, String>(5) })).unwrap(),
+        5
+    );
+    assert!(block_on(cache.try_get_or_load(2, failing)).is_err());
+    cache.insert(2, 6).unwrap();
+    cache.remove(&2);
+    assert_eq!(
+        block_on(cache.try_get_or_load(2, || async { Ok::<_, String>(7) })).unwrap(),
+        7
+    );
+    assert!(Cache::<u8, u8>::builder()
+        .max_capacity(1)
+        .negative_ttl(Duration::ZERO)
+        .build()
+        .is_err());
+}
