@@ -40,27 +40,24 @@ fn bench(c: &mut Criterion) {
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3));
     let mut i = 0;
+    let mut next_read = || {
+        i = (i + 1) % starts.len();
+        let start = starts[i];
+        store
+            .read_range(&1, ByteRange::FromTo(start, start + RANGE - 1))
+            .expect("cached")
+    };
     group.bench_function("strata_parts", |b| {
         b.iter(|| {
-            i = (i + 1) % starts.len();
-            let start = starts[i];
-            let read = store
-                .read_range(&1, ByteRange::FromTo(start, start + RANGE - 1))
-                .expect("cached");
+            let read = next_read();
             assert!(read.is_complete());
             black_box(read.parts)
         });
     });
     group.bench_function("strata_contiguous", |b| {
-        b.iter(|| {
-            i = (i + 1) % starts.len();
-            let start = starts[i];
-            let read = store
-                .read_range(&1, ByteRange::FromTo(start, start + RANGE - 1))
-                .expect("cached");
-            black_box(read.to_bytes().expect("complete"))
-        });
+        b.iter(|| black_box(next_read().to_bytes().expect("complete")));
     });
+    let mut i = 0;
     group.bench_function("copy_from_one_bytes", |b| {
         b.iter(|| {
             i = (i + 1) % starts.len();

@@ -83,14 +83,19 @@ fn never_exceeds_capacity() {
     );
 }
 
-#[test]
-fn weights_count_against_capacity() {
-    let cache: Cache<u32, Vec<u8>> = Cache::builder()
-        .max_capacity(1000)
+/// One shard whose entries weigh their length in bytes.
+fn byte_weighted(capacity: u64) -> Cache<u32, Vec<u8>> {
+    Cache::builder()
+        .max_capacity(capacity)
         .shards(1)
         .weigher(|_: &u32, v: &Vec<u8>| v.len() as u32)
         .build()
-        .unwrap();
+        .unwrap()
+}
+
+#[test]
+fn weights_count_against_capacity() {
+    let cache = byte_weighted(1000);
     for i in 0..100 {
         cache.insert(i, vec![0; 90]).unwrap();
         assert!(cache.weighted_size() <= 1000);
@@ -103,12 +108,7 @@ fn weights_count_against_capacity() {
 
 #[test]
 fn too_heavy_entries_are_refused_and_their_stale_value_dropped() {
-    let cache: Cache<u32, Vec<u8>> = Cache::builder()
-        .max_capacity(100)
-        .shards(1)
-        .weigher(|_: &u32, v: &Vec<u8>| v.len() as u32)
-        .build()
-        .unwrap();
+    let cache = byte_weighted(100);
     cache.insert(1, vec![1; 10]).unwrap();
     let err = cache.insert(1, vec![2; 101]).unwrap_err();
     assert!(matches!(
@@ -269,12 +269,7 @@ fn a_heavy_candidate_meets_several_victims() {
     // One shard and a window of one unit, so the arriving entry is both the
     // admission candidate and the last node, and it must displace several
     // victims one by one before it meets one more popular than itself.
-    let cache: Cache<u32, Vec<u8>> = Cache::builder()
-        .max_capacity(100)
-        .shards(1)
-        .weigher(|_: &u32, v: &Vec<u8>| v.len() as u32)
-        .build()
-        .unwrap();
+    let cache = byte_weighted(100);
     let make_popular = |key: u32, times: usize| {
         for _ in 0..times {
             cache.insert(key, vec![1]).unwrap();
