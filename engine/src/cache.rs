@@ -270,9 +270,10 @@ where
         &self,
         key: K,
         value: V,
+        tags: &[&str],
         load: Option<&Arc<Flight>>,
     ) -> Result<(), InsertError<K, V>> {
-        self.insert_inner(key, value, self.inner.ttl, &[], load)
+        self.insert_inner(key, value, self.inner.ttl, tags, load)
     }
 
     #[inline]

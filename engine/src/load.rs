@@ -35,6 +35,17 @@ impl<E> Clone for LoadError<E> {
     }
 }
 
+/// Equal errors, compared by value (not by `Arc` identity).
+impl<E: PartialEq> PartialEq for LoadError<E> {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Failed(a), Self::Failed(b)) => a == b,
+            (Self::Panicked, Self::Panicked) => true,
+            _ => false,
+        }
+    }
+}
+
 impl<E: fmt::Debug> fmt::Debug for LoadError<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -149,6 +160,46 @@ where
         Fut: Future<Output = Result<V, E>>,
         E: Send + Sync + 'static,
     {
+        self.try_get_or_load_with_tags(key, &[], loader).await
+    }
+
+    /// Like [`Cache::try_get_or_load`], storing a loaded value with `tags`
+    /// (see [`Cache::insert_with_tags`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`Cache::try_get_or_load`].
+    ///
+    /// # Panics
+    ///
+    /// As [`Cache::try_get_or_load`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use strata::Cache;
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+    /// let cache: Cache<u32, &str> = Cache::new(100);
+    /// let loaded = cache
+    ///     .try_get_or_load_with_tags(1, &["users"], || async { Ok::<_, String>("ada") })
+    ///     .await;
+    /// assert_eq!(loaded, Ok("ada"));
+    /// assert_eq!(cache.invalidate_tag("users"), 1);
+    /// # });
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub async fn try_get_or_load_with_tags<F, Fut, E>(
+        &self,
+        key: K,
+        tags: &[&str],
+        loader: F,
+    ) -> Result<V, LoadError<E>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<V, E>>,
+        E: Send + Sync + 'static,
+    {
         let hash = self.hash(&key);
         let flights = self.flights();
         let flight = loop {
@@ -178,7 +229,7 @@ where
                 let own = lead.as_ref().map(|lead| &lead.flight);
                 // Refused only when too heavy: the value still answers the
                 // callers, it just is not cached.
-                let _ = self.insert_loaded(key.clone(), value.clone(), own);
+                let _ = self.insert_loaded(key.clone(), value.clone(), tags, own);
                 if let Some(lead) = lead {
                     lead.complete(Ok(value.clone()));
                 }

@@ -316,3 +316,40 @@ fn negative_caching_serves_the_error_until_it_expires() {
         .build()
         .is_err());
 }
+
+#[test]
+fn a_tag_invalidation_during_a_tagged_load_wins() {
+    let cache: Cache<u32, &'static str> = Cache::new(100);
+    runtime().block_on(async {
+        let (started_tx, started_rx) = oneshot::channel();
+        let release = Arc::new(Notify::new());
+        let load = {
+            let (cache, release) = (cache.clone(), Arc::clone(&release));
+            tokio::spawn(async move {
+                cache
+                    .try_get_or_load_with_tags(1, &["team"], || async move {
+                        started_tx.send(()).unwrap();
+                        release.notified().await;
+                        Ok::<_, String>("old")
+                    })
+                    .await
+            })
+        };
+        started_rx.await.unwrap();
+        assert_eq!(cache.invalidate_tag("team"), 0, "nothing stored yet");
+        release.notify_one();
+        assert_eq!(load.await.unwrap(), Ok("old"));
+    });
+    assert_eq!(
+        cache.get(&1),
+        None,
+        "the load began before the invalidation"
+    );
+    // Without a racing invalidation the tags stick.
+    let loaded = block_on(
+        cache.try_get_or_load_with_tags(2, &["team"], || async { Ok::<_, String>("new") }),
+    );
+    assert_eq!(loaded, Ok("new"));
+    assert_eq!(cache.invalidate_tag("team"), 1);
+    assert_eq!(cache.get(&2), None);
+}
