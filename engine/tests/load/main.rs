@@ -19,30 +19,37 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
+/// Runs `n` calls made by `call` as concurrent tasks; returns their outputs.
+fn in_tasks<T, Fut>(n: usize, call: impl Fn() -> Fut) -> Vec<T>
+where
+    Fut: Future<Output = T> + Send + 'static,
+    T: Send + 'static,
+{
+    runtime().block_on(async {
+        let tasks: Vec<_> = (0..n).map(|_| tokio::spawn(call())).collect();
+        let mut outputs = Vec::new();
+        for task in tasks {
+            outputs.push(task.await.unwrap());
+        }
+        outputs
+    })
+}
+
 #[test]
 fn a_thousand_concurrent_misses_run_one_loader() {
     let cache: Cache<u32, Arc<String>> = Cache::new(100);
     let calls = Arc::new(AtomicUsize::new(0));
-    let values = runtime().block_on(async {
-        let tasks: Vec<_> = (0..1000)
-            .map(|_| {
-                let (cache, calls) = (cache.clone(), Arc::clone(&calls));
-                tokio::spawn(async move {
-                    cache
-                        .get_or_load(7, || async move {
-                            calls.fetch_add(1, Ordering::SeqCst);
-                            tokio::time::sleep(Duration::from_millis(20)).await;
-                            Arc::new("seven".to_string())
-                        })
-                        .await
+    let values = in_tasks(1000, || {
+        let (cache, calls) = (cache.clone(), Arc::clone(&calls));
+        async move {
+            cache
+                .get_or_load(7, || async move {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    Arc::new("seven".to_string())
                 })
-            })
-            .collect();
-        let mut values = Vec::new();
-        for task in tasks {
-            values.push(task.await.unwrap());
+                .await
         }
-        values
     });
     assert_eq!(calls.load(Ordering::SeqCst), 1);
     assert!(
@@ -91,26 +98,17 @@ fn a_cancelled_leader_hands_the_load_to_a_waiter() {
 fn an_error_reaches_every_waiter_once_and_is_not_cached() {
     let cache: Cache<u32, u32> = Cache::new(100);
     let calls = Arc::new(AtomicUsize::new(0));
-    let results = runtime().block_on(async {
-        let tasks: Vec<_> = (0..16)
-            .map(|_| {
-                let (cache, calls) = (cache.clone(), Arc::clone(&calls));
-                tokio::spawn(async move {
-                    cache
-                        .try_get_or_load(3, || async move {
-                            calls.fetch_add(1, Ordering::SeqCst);
-                            tokio::time::sleep(Duration::from_millis(20)).await;
-                            Err::<u32, _>(std::io::Error::other("origin down"))
-                        })
-                        .await
+    let results = in_tasks(16, || {
+        let (cache, calls) = (cache.clone(), Arc::clone(&calls));
+        async move {
+            cache
+                .try_get_or_load(3, || async move {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    Err::<u32, _>(std::io::Error::other("origin down"))
                 })
-            })
-            .collect();
-        let mut results = Vec::new();
-        for task in tasks {
-            results.push(task.await.unwrap());
+                .await
         }
-        results
     });
     assert_eq!(calls.load(Ordering::SeqCst), 1);
     let errors: Vec<Arc<std::io::Error>> = results
