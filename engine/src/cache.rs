@@ -534,10 +534,10 @@ where
             let mut shard = self.slot(hash).shard.write();
             self.inner.flights.invalidate(hash, key, None);
             let now = self.now_if(shard.expiry.is_some());
-            let expired = shard
-                .find(hash, key)
-                .is_some_and(|idx| shard.is_expired(idx, now, ctx.tti));
-            let (key, value) = shard.remove(ctx.hasher, hash, key)?;
+            let idx = shard.find(hash, key)?;
+            let expired = shard.is_expired(idx, now, ctx.tti);
+            let node = shard.remove_at(ctx.hasher, idx);
+            let (key, value) = (node.key, node.value);
             if expired {
                 shard.counters.expired += 1;
                 removed.push(key, value, RemovalCause::Expired);

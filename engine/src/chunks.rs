@@ -331,10 +331,23 @@ where
         index: u64,
         data: Bytes,
     ) -> Result<(), ChunkError> {
-        let meta = self
-            .meta(object)
+        let meta = self.current_meta(object, version)?;
+        self.store_chunk(object, &meta, index, data)
+    }
+
+    fn current_meta(&self, object: &O, version: &str) -> Result<ObjectMeta, ChunkError> {
+        self.meta(object)
             .filter(|m| &*m.version == version)
-            .ok_or(ChunkError::VersionMismatch)?;
+            .ok_or(ChunkError::VersionMismatch)
+    }
+
+    fn store_chunk(
+        &self,
+        object: &O,
+        meta: &ObjectMeta,
+        index: u64,
+        data: Bytes,
+    ) -> Result<(), ChunkError> {
         let chunks = self.chunk_count(meta.len);
         if index >= chunks {
             return Err(ChunkError::OutOfRange { index, chunks });
@@ -360,15 +373,18 @@ where
     ///
     /// # Errors
     ///
-    /// [`ChunkError::TooHeavy`] if a piece does not fit.
+    /// [`ChunkError::TooHeavy`] if a piece does not fit, or
+    /// [`ChunkError::VersionMismatch`] if the metadata was evicted before the
+    /// chunks went in (a cache much smaller than the object).
     pub fn put_object(&self, object: O, version: &str, data: Bytes) -> Result<(), ChunkError> {
         let len = data.len() as u64;
         self.put_meta(&object, len, version)?;
+        let meta = self.current_meta(&object, version)?;
         let size = self.chunk_size as usize;
         for index in 0..self.chunk_count(len) {
             let start = index as usize * size;
             let end = (start + size).min(data.len());
-            self.put_chunk(&object, version, index, data.slice(start..end))?;
+            self.store_chunk(&object, &meta, index, data.slice(start..end))?;
         }
         Ok(())
     }
