@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::cache::Cache;
 use crate::clock::{Clock, ManualClock};
 use crate::error::ConfigError;
-use crate::listener::{EvictionListener, Hooks, Weigher};
+use crate::listener::{EvictionListener, Hooks, Spawner, Weigher};
 
 /// The largest supported capacity (in weight units).
 pub const MAX_CAPACITY: u64 = 1 << 62;
@@ -39,6 +39,10 @@ pub struct Config {
     pub time_to_idle: Option<Duration>,
     /// See [`CacheBuilder::negative_ttl`].
     pub negative_ttl: Option<Duration>,
+    /// See [`CacheBuilder::stale_while_revalidate`].
+    pub stale_while_revalidate: Option<Duration>,
+    /// See [`CacheBuilder::refresh_before`].
+    pub refresh_before: Option<Duration>,
 }
 
 impl Config {
@@ -64,10 +68,14 @@ impl Config {
                 which: "time_to_idle",
             });
         }
-        if self.negative_ttl == Some(Duration::ZERO) {
-            return Err(ConfigError::ZeroDuration {
-                which: "negative_ttl",
-            });
+        for (which, value) in [
+            ("negative_ttl", self.negative_ttl),
+            ("stale_while_revalidate", self.stale_while_revalidate),
+            ("refresh_before", self.refresh_before),
+        ] {
+            if value == Some(Duration::ZERO) {
+                return Err(ConfigError::ZeroDuration { which });
+            }
         }
         match self.shards {
             Some(shards) if shards == 0 || !shards.is_power_of_two() || shards > MAX_SHARDS => {
@@ -134,6 +142,7 @@ impl<K, V, S: Default> CacheBuilder<K, V, S> {
             hooks: Hooks {
                 weigher: None,
                 listener: None,
+                spawner: None,
             },
             clock: None,
             _types: PhantomData,
@@ -184,6 +193,31 @@ impl<K, V, S> CacheBuilder<K, V, S> {
         self
     }
 
+    /// Keeps an entry this long past its time-to-live as *stale*: plain
+    /// reads miss it, but [`Cache::load`](crate::Cache::load) returns it
+    /// (marked stale) and starts one background reload. Needs a
+    /// [`spawner`](Self::spawner) (or the `tokio` feature). Default: none.
+    pub fn stale_while_revalidate(mut self, window: Duration) -> Self {
+        self.config.stale_while_revalidate = Some(window);
+        self
+    }
+
+    /// A [`Cache::load`](crate::Cache::load) that finds an entry in the last
+    /// `window` of its time-to-live returns it and starts one background
+    /// reload, so popular entries are renewed before they expire. Needs a
+    /// [`spawner`](Self::spawner) (or the `tokio` feature). Default: none.
+    pub fn refresh_before(mut self, window: Duration) -> Self {
+        self.config.refresh_before = Some(window);
+        self
+    }
+
+    /// How background reloads are started. Default: none (with the `tokio`
+    /// feature, `tokio::spawn`).
+    pub fn spawner(mut self, spawner: impl Spawner) -> Self {
+        self.hooks.spawner = Some(Box::new(spawner));
+        self
+    }
+
     /// How much each entry weighs. Default: 1 per entry.
     pub fn weigher(mut self, weigher: impl Weigher<K, V> + 'static) -> Self {
         self.hooks.weigher = Some(Box::new(weigher));
@@ -228,15 +262,37 @@ impl<K, V, S> CacheBuilder<K, V, S> {
     /// time-to-live or time-to-idle.
     pub fn build(self) -> Result<Cache<K, V, S>, ConfigError> {
         let shards = self.config.validate()?;
+        let windows =
+            self.config.stale_while_revalidate.is_some() || self.config.refresh_before.is_some();
+        let hooks = if windows && self.hooks.spawner.is_none() {
+            default_spawner(self.hooks)?
+        } else {
+            self.hooks
+        };
         let clock = self.clock.map_or_else(Clock::system, Clock::Manual);
         Ok(Cache::from_parts(
             self.config,
             shards,
             self.hasher,
-            self.hooks,
+            hooks,
             clock,
         ))
     }
+}
+
+/// `tokio::spawn` for background reloads, with the `tokio` feature.
+#[cfg(feature = "tokio")]
+fn default_spawner<K, V>(mut hooks: Hooks<K, V>) -> Result<Hooks<K, V>, ConfigError> {
+    hooks.spawner = Some(Box::new(|task: crate::listener::BackgroundTask| {
+        tokio::spawn(task);
+    }));
+    Ok(hooks)
+}
+
+/// Without the `tokio` feature there is no default way to run reloads.
+#[cfg(not(feature = "tokio"))]
+fn default_spawner<K, V>(_hooks: Hooks<K, V>) -> Result<Hooks<K, V>, ConfigError> {
+    Err(ConfigError::NoSpawner)
 }
 
 impl<K, V, S> fmt::Debug for CacheBuilder<K, V, S> {

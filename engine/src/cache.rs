@@ -14,7 +14,7 @@ use crate::builder::{CacheBuilder, Config};
 use crate::clock::{deadline_after, saturating_nanos, Clock, NEVER};
 use crate::error::InsertError;
 use crate::listener::{Hooks, RemovalCause};
-use crate::shard::{Ctx, Lookup, Removed, Shard};
+use crate::shard::{Ctx, Lookup, Removed, Shard, Windows};
 use crate::single_flight::{Flight, Flights};
 use crate::stats::{RequestCounters, Stats};
 use crate::sync::{Arc, AtomicU64, Ordering, PublicArc, RwLock};
@@ -40,7 +40,7 @@ pub struct Cache<K, V, S = RandomState> {
     inner: Arc<Inner<K, V, S>>,
 }
 
-struct Slot<K, V> {
+pub(crate) struct Slot<K, V> {
     shard: RwLock<Shard<K, V>>,
 }
 
@@ -63,6 +63,7 @@ struct Inner<K, V, S> {
     capacity: u64,
     ttl: Option<u64>,
     tti: Option<u64>,
+    windows: Windows,
     listener_panics: AtomicU64,
 }
 
@@ -95,6 +96,7 @@ where
         let hooks = Hooks {
             weigher: None,
             listener: None,
+            spawner: None,
         };
         Self::from_parts(config, shards, RandomState::new(), hooks, Clock::system())
     }
@@ -136,6 +138,7 @@ impl<K, V, S> Cache<K, V, S> {
             let hooks = Hooks {
                 weigher: None,
                 listener: None,
+                spawner: None,
             };
             let shards = crate::builder::default_shards(entries);
             Cache::from_parts(config, shards, RandomState::new(), hooks, clock.clone())
@@ -152,6 +155,10 @@ impl<K, V, S> Cache<K, V, S> {
                 capacity,
                 ttl: config.time_to_live.map(saturating_nanos),
                 tti: config.time_to_idle.map(saturating_nanos),
+                windows: Windows {
+                    stale: config.stale_while_revalidate.map_or(0, saturating_nanos),
+                    refresh: config.refresh_before.map_or(0, saturating_nanos),
+                },
                 listener_panics: AtomicU64::new(0),
             }),
         }
@@ -264,6 +271,19 @@ where
         self.inner.negatives.as_ref()
     }
 
+    pub(crate) fn spawner(&self) -> Option<&dyn crate::listener::Spawner> {
+        self.inner.hooks.spawner.as_deref()
+    }
+
+    /// Counts a request in the stats.
+    pub(crate) fn record_request(&self, hit: bool) {
+        if hit {
+            self.inner.requests.hit();
+        } else {
+            self.inner.requests.miss();
+        }
+    }
+
     /// Stores the result of a load, unless a write of the key since the
     /// load began invalidated it (checked under the shard lock).
     pub(crate) fn insert_loaded(
@@ -277,7 +297,7 @@ where
     }
 
     #[inline]
-    fn slot(&self, hash: u64) -> &Slot<K, V> {
+    pub(crate) fn slot(&self, hash: u64) -> &Slot<K, V> {
         // Bits 32.. pick the shard: hashbrown uses the top 7 bits and the
         // low bits, so the shard index stays independent of both.
         // The length is a power of two, so the mask keeps the index in
@@ -294,7 +314,24 @@ where
         }
     }
 
-    /// The value for `key`, if cached and not expired; counts as an access.
+    /// One read of `key` in `slot`, with its freshness.
+    #[inline]
+    pub(crate) fn lookup<Q>(&self, slot: &Slot<K, V>, hash: u64, key: &Q, record: bool) -> Lookup<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        slot.shard.read().get(
+            self.inner.tti,
+            self.inner.windows,
+            hash,
+            key,
+            || self.inner.clock.now(),
+            record,
+        )
+    }
+
+    /// The value for `key`, if cached and fresh; counts as an access.
     ///
     /// Takes only the shard's read lock: concurrent hits never exclude one
     /// another.
@@ -306,16 +343,13 @@ where
     {
         let hash = self.hash(key);
         let slot = self.slot(hash);
-        let found =
-            slot.shard
-                .read()
-                .get(self.inner.tti, hash, key, || self.inner.clock.now(), true);
+        let found = self.lookup(slot, hash, key, true);
         match found {
-            Lookup::Hit(value) => {
+            Lookup::Hit(value) | Lookup::RefreshDue(value) => {
                 self.inner.requests.hit();
                 Some(value)
             }
-            Lookup::Miss => {
+            Lookup::Miss | Lookup::Stale(_) => {
                 self.inner.requests.miss();
                 None
             }
@@ -335,16 +369,9 @@ where
         Q: Hash + Eq + ?Sized,
     {
         let hash = self.hash(key);
-        let found = self.slot(hash).shard.read().get(
-            self.inner.tti,
-            hash,
-            key,
-            || self.inner.clock.now(),
-            false,
-        );
-        match found {
-            Lookup::Hit(value) => Some(value),
-            Lookup::Miss | Lookup::Expired => None,
+        match self.lookup(self.slot(hash), hash, key, false) {
+            Lookup::Hit(value) | Lookup::RefreshDue(value) => Some(value),
+            Lookup::Miss | Lookup::Expired | Lookup::Stale(_) => None,
         }
     }
 
@@ -359,7 +386,9 @@ where
         match shard.find(hash, key) {
             None => false,
             Some(idx) => {
-                !shard.is_expired(idx, self.now_if(shard.expiry.is_some()), self.inner.tti)
+                let now = self.now_if(shard.expiry.is_some());
+                !shard.is_expired(idx, now, self.inner.tti)
+                    && !shard.is_stale(idx, now, self.inner.windows)
             }
         }
     }
@@ -492,7 +521,10 @@ where
                     max_weight: shard.capacity,
                 })
             } else {
-                let deadline = ttl.map_or(NEVER, |ttl| deadline_after(now, ttl));
+                // An entry is kept through its stale window, if any.
+                let deadline = ttl.map_or(NEVER, |ttl| {
+                    deadline_after(now, ttl.saturating_add(self.inner.windows.stale))
+                });
                 shard.upsert(
                     &ctx,
                     hash,
@@ -673,8 +705,11 @@ where
             let shard = slot.shard.read();
             let now = self.cache.now_if(shard.expiry.is_some());
             let tti = self.cache.inner.tti;
+            let windows = self.cache.inner.windows;
             let snapshot: Vec<(K, V)> = (0..shard.len() as u32)
-                .filter(|&idx| !shard.is_expired(idx, now, tti))
+                .filter(|&idx| {
+                    !shard.is_expired(idx, now, tti) && !shard.is_stale(idx, now, windows)
+                })
                 .map(|idx| {
                     let node = &shard.nodes[idx as usize];
                     (node.key.clone(), node.value.clone())

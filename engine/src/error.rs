@@ -33,6 +33,10 @@ pub enum ConfigError {
         /// The capacity asked for.
         capacity: u64,
     },
+    /// Freshness windows were set, but nothing can run their background
+    /// reloads.
+    #[error("stale_while_revalidate and refresh_before need a spawner; set one or enable the tokio feature")]
+    NoSpawner,
     /// A chunk store's chunk size of zero.
     #[error("chunk size must be at least 1 byte")]
     ZeroChunkSize,

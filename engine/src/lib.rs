@@ -57,6 +57,14 @@
 //! result older than a write (`insert`, `remove`, `clear`) of its key that
 //! happened while it ran. They need no particular async runtime.
 //!
+//! [`Cache::load`] adds freshness windows: with
+//! [`stale_while_revalidate`](CacheBuilder::stale_while_revalidate) an entry
+//! past its time-to-live is still returned for a while, marked stale, while
+//! one background reload runs; with
+//! [`refresh_before`](CacheBuilder::refresh_before) an entry near its
+//! time-to-live is renewed in the background before it expires. Plain
+//! reads never return stale values.
+//!
 //! # Tags
 //!
 //! [`Cache::insert_with_tags`] labels an entry; [`Cache::invalidate_tag`]
@@ -91,7 +99,7 @@
 //!
 //! | feature | what it adds |
 //! |---|---|
-//! | *(none yet)* | the engine has no optional features; loading, tiers and spill arrive with their own |
+//! | `tokio` | background reloads of the freshness windows run on `tokio::spawn` when no [`Spawner`] is given |
 #![deny(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations)]
 
@@ -116,8 +124,8 @@ pub use builder::{CacheBuilder, Config, MAX_CAPACITY, MAX_SHARDS};
 pub use cache::{Cache, Iter};
 pub use clock::ManualClock;
 pub use error::{ConfigError, InsertError};
-pub use listener::{EvictionListener, RemovalCause, Weigher};
-pub use load::LoadError;
+pub use listener::{BackgroundTask, EvictionListener, RemovalCause, Spawner, Weigher};
+pub use load::{Freshness, LoadError, Loaded};
 pub use stats::Stats;
 
 #[cfg(doctest)]

@@ -78,9 +78,32 @@ where
     }
 }
 
+/// A background task the cache asks to have run (a refresh).
+pub type BackgroundTask = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'static>>;
+
+/// Runs the cache's background refreshes on the caller's runtime.
+///
+/// Implemented for every `Fn(BackgroundTask) + Send + Sync`, e.g.
+/// `|task| { tokio::spawn(task); }`. With the `tokio` feature, a cache with
+/// freshness windows and no spawner uses `tokio::spawn`.
+pub trait Spawner: Send + Sync + 'static {
+    /// Starts `task` and returns at once.
+    fn spawn(&self, task: BackgroundTask);
+}
+
+impl<F> Spawner for F
+where
+    F: Fn(BackgroundTask) + Send + Sync + 'static,
+{
+    fn spawn(&self, task: BackgroundTask) {
+        self(task);
+    }
+}
+
 pub(crate) struct Hooks<K, V> {
     pub(crate) weigher: Option<Box<dyn Weigher<K, V>>>,
     pub(crate) listener: Option<Box<dyn EvictionListener<K, V>>>,
+    pub(crate) spawner: Option<Box<dyn Spawner>>,
 }
 
 impl<K, V> fmt::Debug for Hooks<K, V> {
@@ -88,6 +111,7 @@ impl<K, V> fmt::Debug for Hooks<K, V> {
         f.debug_struct("Hooks")
             .field("weigher", &self.weigher.is_some())
             .field("listener", &self.listener.is_some())
+            .field("spawner", &self.spawner.is_some())
             .finish()
     }
 }

@@ -10,6 +10,7 @@ use std::hash::{BuildHasher, Hash};
 use std::panic::resume_unwind;
 
 use crate::cache::{Cache, Negative};
+use crate::shard::Lookup;
 use crate::single_flight::{catch_unwind, wait, Joined, Lead};
 use crate::sync::{Ordering, PublicArc as Arc};
 
@@ -70,6 +71,133 @@ impl<E: std::error::Error + 'static> std::error::Error for LoadError<E> {
             Self::Failed(error) => Some(&**error),
             Self::Panicked => None,
         }
+    }
+}
+
+/// How fresh a value from [`Cache::load`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Freshness {
+    /// Cached and within its time-to-live (a reload may have been started
+    /// in the background if it was in its `refresh_before` window).
+    Fresh,
+    /// Cached, past its time-to-live but inside `stale_while_revalidate`;
+    /// one background reload was started (or was running already).
+    Stale,
+    /// Not cached: loaded now (by this call or one it waited on).
+    Loaded,
+}
+
+/// A value from [`Cache::load`], and how fresh it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Loaded<V> {
+    /// The value.
+    pub value: V,
+    /// Where it came from.
+    pub freshness: Freshness,
+}
+
+impl<K, V, S> Cache<K, V, S>
+where
+    K: Hash + Eq + Clone + Send + Sync + 'static,
+    V: Clone + Send + Sync + 'static,
+    S: BuildHasher + Send + Sync + 'static,
+{
+    /// Like [`Cache::try_get_or_load`], honouring the freshness windows:
+    /// an entry in its `refresh_before` window is returned as fresh while one
+    /// background reload starts; an entry past its time-to-live but inside
+    /// `stale_while_revalidate` is returned marked stale while one
+    /// background reload starts; otherwise the value is loaded now. The
+    /// result says which. Background reloads run on the builder's
+    /// [`spawner`](crate::CacheBuilder::spawner), one per key at a time
+    /// (single flight), and store their value unless a write of the key
+    /// came first.
+    ///
+    /// # Errors
+    ///
+    /// As [`Cache::try_get_or_load`], when the value is loaded now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use strata::{Cache, Freshness, ManualClock};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+    /// let clock = ManualClock::new();
+    /// let cache: Cache<u32, u32> = Cache::builder()
+    ///     .max_capacity(100)
+    ///     .time_to_live(Duration::from_secs(10))
+    ///     .stale_while_revalidate(Duration::from_secs(5))
+    ///     .spawner(|task| { tokio::spawn(task); })
+    ///     .clock(clock.clone())
+    ///     .build()?;
+    /// let first = cache.load(1, || async { Ok::<_, String>(10) }).await.unwrap();
+    /// assert_eq!(first.freshness, Freshness::Loaded);
+    /// clock.advance(Duration::from_secs(12));
+    /// let stale = cache.load(1, || async { Ok::<_, String>(11) }).await.unwrap();
+    /// assert_eq!((stale.value, stale.freshness), (10, Freshness::Stale));
+    /// # Ok::<(), strata::ConfigError>(())
+    /// # }).map_err(|e| std::io::Error::other(e.to_string()))?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub async fn load<F, Fut, E>(&self, key: K, loader: F) -> Result<Loaded<V>, LoadError<E>>
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<V, E>> + Send + 'static,
+        E: Send + Sync + 'static,
+    {
+        let hash = self.hash(&key);
+        let (value, freshness, refresh) = match self.lookup(self.slot(hash), hash, &key, true) {
+            Lookup::Hit(value) => (value, Freshness::Fresh, false),
+            Lookup::RefreshDue(value) => (value, Freshness::Fresh, true),
+            Lookup::Stale(value) => (value, Freshness::Stale, true),
+            Lookup::Miss | Lookup::Expired => {
+                let value = self.try_get_or_load(key, loader).await?;
+                return Ok(Loaded {
+                    value,
+                    freshness: Freshness::Loaded,
+                });
+            }
+        };
+        self.record_request(true);
+        if refresh {
+            self.reload_in_background(hash, key, loader);
+        }
+        Ok(Loaded { value, freshness })
+    }
+
+    /// Starts one reload of `key` on the spawner, unless one is running.
+    fn reload_in_background<F, Fut, E>(&self, hash: u64, key: K, loader: F)
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = Result<V, E>> + Send + 'static,
+        E: Send + Sync + 'static,
+    {
+        let Some(spawner) = self.spawner() else {
+            return;
+        };
+        let Joined::Lead(flight) = self
+            .flights()
+            .join_or_lead::<V, E>(hash, &key, |k| self.hash(k))
+        else {
+            return;
+        };
+        let cache = self.clone();
+        spawner.spawn(Box::pin(async move {
+            let lead = Lead::<K, V, E>::new(cache.flights(), hash, &key, flight);
+            let outcome = match catch_unwind(loader()).await {
+                Ok(Ok(value)) => {
+                    let _ =
+                        cache.insert_loaded(key.clone(), value.clone(), &[], Some(&lead.flight));
+                    Ok(value)
+                }
+                Ok(Err(error)) => Err(LoadError::Failed(Arc::new(error))),
+                // A background reload has no caller to re-raise in.
+                Err(_) => Err(LoadError::Panicked),
+            };
+            lead.complete(outcome);
+        }));
     }
 }
 

@@ -137,9 +137,22 @@ impl<K, V> Removed<K, V> {
     }
 }
 
+/// The freshness windows of a cache, in nanoseconds (0 when unset).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Windows {
+    /// After its time-to-live, an entry stays this long, served as stale.
+    pub(crate) stale: u64,
+    /// In this last part of its fresh life, a read asks for a refresh.
+    pub(crate) refresh: u64,
+}
+
 /// What a read found.
 pub(crate) enum Lookup<V> {
     Hit(V),
+    /// Fresh, but in its `refresh_before` window.
+    RefreshDue(V),
+    /// Past its time-to-live, within `stale_while_revalidate`.
+    Stale(V),
     Miss,
     /// Present but past its deadline: a miss that asks for reclamation.
     Expired,
@@ -214,6 +227,7 @@ impl<K, V> Shard<K, V> {
     pub(crate) fn get<Q, F>(
         &self,
         tti: Option<u64>,
+        windows: Windows,
         hash: u64,
         key: &Q,
         now: F,
@@ -229,6 +243,7 @@ impl<K, V> Shard<K, V> {
             return Lookup::Miss;
         };
         let node = &self.nodes[idx as usize];
+        let mut freshness = 0u8;
         if let Some(expiry) = &self.expiry {
             let timer = &expiry.timers[idx as usize];
             let at = timer.expires_at(tti);
@@ -240,12 +255,25 @@ impl<K, V> Shard<K, V> {
                 if record && tti.is_some() {
                     timer.accessed.store(now, Ordering::Relaxed);
                 }
+                if timer.deadline != NEVER && (windows.stale | windows.refresh) != 0 {
+                    let fresh_until = timer.deadline.saturating_sub(windows.stale);
+                    if now >= fresh_until {
+                        freshness = 2;
+                    } else if now >= fresh_until.saturating_sub(windows.refresh) {
+                        freshness = 1;
+                    }
+                }
             }
         }
         if record {
             record_hit(&node.hits);
         }
-        Lookup::Hit(node.value.clone())
+        let value = node.value.clone();
+        match freshness {
+            0 => Lookup::Hit(value),
+            1 => Lookup::RefreshDue(value),
+            _ => Lookup::Stale(value),
+        }
     }
 
     #[inline]
@@ -258,6 +286,16 @@ impl<K, V> Shard<K, V> {
         self.table
             .find(hash, |&i| nodes[i as usize].key.borrow() == key)
             .copied()
+    }
+
+    /// Whether entry `idx` is past its time-to-live but inside its stale
+    /// window at `now` (held, not served by plain reads).
+    pub(crate) fn is_stale(&self, idx: u32, now: u64, windows: Windows) -> bool {
+        windows.stale != 0
+            && self.expiry.as_ref().is_some_and(|e| {
+                let deadline = e.timers[idx as usize].deadline;
+                deadline != NEVER && now >= deadline.saturating_sub(windows.stale)
+            })
     }
 
     /// Whether entry `idx` is past its deadline at `now`.
