@@ -2,12 +2,14 @@
 //! spawner that holds background reloads until the test runs them.
 #![allow(clippy::unwrap_used)]
 
-use std::future::Future;
+#[path = "../support/mod.rs"]
+mod support;
+
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use strata::{BackgroundTask, Cache, ConfigError, Freshness, ManualClock};
+use support::block_on;
 
 /// Background reloads, parked until `run_all`.
 #[derive(Clone, Default)]
@@ -23,24 +25,6 @@ impl Parked {
         for task in tasks {
             block_on(task);
         }
-    }
-}
-
-fn block_on<F: Future>(future: F) -> F::Output {
-    struct Unpark(std::thread::Thread);
-    impl Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
-    let mut context = Context::from_waker(&waker);
-    let mut future = std::pin::pin!(future);
-    loop {
-        if let Poll::Ready(output) = future.as_mut().poll(&mut context) {
-            return output;
-        }
-        std::thread::park();
     }
 }
 

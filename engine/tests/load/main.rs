@@ -2,13 +2,16 @@
 //! and loads that must not undo invalidations.
 #![allow(clippy::unwrap_used)]
 
+#[path = "../support/mod.rs"]
+mod support;
+
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use strata::{Cache, LoadError};
+use support::block_on;
 use tokio::sync::{oneshot, Notify};
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -220,25 +223,6 @@ fn writes_of_other_keys_do_not_stop_a_load_from_storing() {
         cache.remove(&3);
     });
     assert_eq!(cache.get(&1), Some("old value read before the write"));
-}
-
-/// A minimal executor: the engine needs no runtime of its own.
-fn block_on<F: Future>(future: F) -> F::Output {
-    struct Unpark(std::thread::Thread);
-    impl Wake for Unpark {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
-    let mut context = Context::from_waker(&waker);
-    let mut future = std::pin::pin!(future);
-    loop {
-        if let Poll::Ready(output) = future.as_mut().poll(&mut context) {
-            return output;
-        }
-        std::thread::park();
-    }
 }
 
 #[test]
