@@ -131,8 +131,26 @@ pub struct CacheBuilder<K, V, S> {
     hasher: S,
     hooks: Hooks<K, V>,
     clock: Option<ManualClock>,
+    /// Makes the default hasher from a spill directory's seeds (unset once
+    /// the user picks a hasher).
+    #[cfg_attr(not(feature = "spill"), allow(dead_code))]
+    reseed: Option<fn([u64; 4]) -> S>,
+    #[cfg_attr(not(feature = "spill"), allow(dead_code))]
+    spill: Option<OpenSpill<K, V, S>>,
     _types: PhantomData<fn(K, V)>,
 }
+
+/// Opens the spill tier at build time (typed where `spill` was called).
+#[cfg(feature = "spill")]
+type OpenSpill<K, V, S> = Box<
+    dyn FnOnce(
+        &mut S,
+        Option<fn([u64; 4]) -> S>,
+        &Clock,
+    ) -> Result<Box<dyn crate::spill_hook::SpillHook<K, V>>, crate::spill::SpillError>,
+>;
+#[cfg(not(feature = "spill"))]
+type OpenSpill<K, V, S> = PhantomData<fn(&mut S) -> (K, V)>;
 
 impl<K, V, S: Default> CacheBuilder<K, V, S> {
     pub(crate) fn new() -> Self {
@@ -145,8 +163,45 @@ impl<K, V, S: Default> CacheBuilder<K, V, S> {
                 spawner: None,
             },
             clock: None,
+            reseed: None,
+            spill: None,
             _types: PhantomData,
         }
+    }
+}
+
+impl<K, V> CacheBuilder<K, V, ahash::RandomState> {
+    /// A builder whose default hasher a spill directory may seed.
+    pub(crate) fn with_default_hasher() -> Self {
+        let mut builder = Self::new();
+        builder.reseed = Some(|[a, b, c, d]| ahash::RandomState::with_seeds(a, b, c, d));
+        builder
+    }
+}
+
+#[cfg(feature = "spill")]
+impl<K, V, S> CacheBuilder<K, V, S>
+where
+    K: crate::codec::Codec + std::hash::Hash + 'static,
+    V: crate::codec::Codec + 'static,
+    S: std::hash::BuildHasher,
+{
+    /// Keeps entries evicted from memory in memory-mapped segment files
+    /// under `config.dir`, serves memory misses from them, and finds them
+    /// again when a cache is built on the same directory later (feature
+    /// `spill`; see the [`spill`](crate::spill) module). Default: none.
+    ///
+    /// With the default hasher, the directory also fixes the hasher's
+    /// seeds, so that a restarted cache can reuse the saved admission
+    /// state; a custom hasher must hash the same across processes for that
+    /// (entries are found again either way).
+    ///
+    /// Entries with tags are not spilled.
+    pub fn spill(mut self, config: crate::spill::SpillConfig) -> Self {
+        self.spill = Some(Box::new(move |hasher, reseed, clock| {
+            crate::spill::open_tier::<K, V, S>(&config, hasher, reseed, clock)
+        }));
+        self
     }
 }
 
@@ -243,6 +298,9 @@ impl<K, V, S> CacheBuilder<K, V, S> {
             hasher,
             hooks: self.hooks,
             clock: self.clock,
+            reseed: None,
+            // The spill tier is typed by the hasher: set it after this.
+            spill: None,
             _types: PhantomData,
         }
     }
@@ -270,13 +328,24 @@ impl<K, V, S> CacheBuilder<K, V, S> {
             self.hooks
         };
         let clock = self.clock.map_or_else(Clock::system, Clock::Manual);
-        Ok(Cache::from_parts(
-            self.config,
-            shards,
-            self.hasher,
-            hooks,
-            clock,
-        ))
+        #[cfg_attr(not(feature = "spill"), allow(unused_mut))]
+        let mut hasher = self.hasher;
+        #[cfg(feature = "spill")]
+        let spill = match self.spill {
+            Some(open) => Some(open(&mut hasher, self.reseed, &clock).map_err(ConfigError::Spill)?),
+            None => None,
+        };
+        #[cfg(not(feature = "spill"))]
+        let spill = None;
+        let restore = spill.is_some();
+        let cache = Cache::from_parts(self.config, shards, hasher, hooks, clock, spill);
+        #[cfg(feature = "spill")]
+        if restore {
+            cache.restore_state();
+        }
+        #[cfg(not(feature = "spill"))]
+        let _ = restore;
+        Ok(cache)
     }
 }
 

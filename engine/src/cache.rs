@@ -16,6 +16,7 @@ use crate::error::InsertError;
 use crate::listener::{Hooks, RemovalCause};
 use crate::shard::{Ctx, Lookup, Removed, Shard, Windows};
 use crate::single_flight::{Flight, Flights};
+use crate::spill_hook::{SpillHook, Spilled};
 use crate::stats::{RequestCounters, Stats};
 use crate::sync::{Arc, AtomicU64, Ordering, PublicArc, RwLock};
 
@@ -65,6 +66,8 @@ struct Inner<K, V, S> {
     tti: Option<u64>,
     windows: Windows,
     listener_panics: AtomicU64,
+    /// The spill tier, if configured.
+    pub(crate) spill: Option<Box<dyn SpillHook<K, V>>>,
 }
 
 impl<K, V, S> Clone for Cache<K, V, S> {
@@ -98,14 +101,14 @@ where
             listener: None,
             spawner: None,
         };
-        Self::from_parts(config, shards, RandomState::new(), hooks, Clock::system())
+        Self::from_parts(config, shards, RandomState::new(), hooks, Clock::system(), None)
     }
 }
 
 impl<K, V> Cache<K, V, RandomState> {
     /// A builder for every other setting.
     pub fn builder() -> CacheBuilder<K, V, RandomState> {
-        CacheBuilder::new()
+        CacheBuilder::with_default_hasher()
     }
 }
 
@@ -116,6 +119,7 @@ impl<K, V, S> Cache<K, V, S> {
         hasher: S,
         hooks: Hooks<K, V>,
         clock: Clock,
+        spill: Option<Box<dyn SpillHook<K, V>>>,
     ) -> Self {
         let unit = hooks.weigher.is_none();
         let capacity = config.max_capacity;
@@ -123,8 +127,10 @@ impl<K, V, S> Cache<K, V, S> {
         let slots = (0..n)
             .map(|i| {
                 let share = capacity / n + u64::from(i < capacity % n);
+                let mut shard = Shard::new(share, unit, 0x9e37_79b9 ^ (i + 1) << 20);
+                shard.spill_evictions = spill.is_some();
                 CachePadded::new(Slot {
-                    shard: RwLock::new(Shard::new(share, unit, 0x9e37_79b9 ^ (i + 1) << 20)),
+                    shard: RwLock::new(shard),
                 })
             })
             .collect();
@@ -141,7 +147,7 @@ impl<K, V, S> Cache<K, V, S> {
                 spawner: None,
             };
             let shards = crate::builder::default_shards(entries);
-            Cache::from_parts(config, shards, RandomState::new(), hooks, clock.clone())
+            Cache::from_parts(config, shards, RandomState::new(), hooks, clock.clone(), None)
         });
         Self {
             inner: Arc::new(Inner {
@@ -160,6 +166,7 @@ impl<K, V, S> Cache<K, V, S> {
                     refresh: config.refresh_before.map_or(0, saturating_nanos),
                 },
                 listener_panics: AtomicU64::new(0),
+                spill,
             }),
         }
     }
@@ -222,6 +229,9 @@ impl<K, V, S> Cache<K, V, S> {
             stats.rejected_too_heavy += c.too_heavy;
             stats.entries += shard.len() as u64;
             stats.weighted_size += shard.weighted_size();
+        }
+        if let Some(spill) = &self.inner.spill {
+            stats.spill = spill.stats();
         }
         stats
     }
@@ -349,7 +359,17 @@ where
                 self.inner.requests.hit();
                 Some(value)
             }
-            Lookup::Miss | Lookup::Stale(_) => {
+            Lookup::Miss => {
+                if self.inner.spill.is_some() {
+                    if let Some(value) = self.spilled_value(slot, hash, key, true) {
+                        self.inner.requests.hit();
+                        return Some(value);
+                    }
+                }
+                self.inner.requests.miss();
+                None
+            }
+            Lookup::Stale(_) => {
                 self.inner.requests.miss();
                 None
             }
@@ -357,6 +377,84 @@ where
                 self.inner.requests.miss();
                 self.reclaim(slot);
                 None
+            }
+        }
+    }
+
+    /// A memory miss: the spill tier's entry for `key`, promoted into
+    /// memory when `promote` (a read) and still current.
+    #[cold]
+    fn spilled_value<Q>(&self, slot: &Slot<K, V>, hash: u64, key: &Q, promote: bool) -> Option<V>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let tier = self.inner.spill.as_deref()?;
+        let now = self.inner.clock.now();
+        let found = tier.read(hash, now).filter(|f| f.key.borrow() == key);
+        if !promote {
+            return found.map(|f| f.value);
+        }
+        tier.count_lookup(found.is_some());
+        let found = found?;
+        let value = found.value.clone();
+        self.promote(slot, hash, found);
+        Some(value)
+    }
+
+    /// Puts an entry read from the spill tier back into memory, unless the
+    /// key was written (or promoted) since it was read.
+    fn promote(&self, slot: &Slot<K, V>, hash: u64, found: Spilled<K, V>) {
+        let Some(tier) = self.inner.spill.as_deref() else {
+            return;
+        };
+        let weight = match &self.inner.hooks.weigher {
+            None => 1,
+            Some(weigher) => weigher.weigh(&found.key, &found.value).max(1),
+        };
+        let ctx = self.ctx();
+        let mut removed = Removed::new();
+        {
+            let mut shard = slot.shard.write();
+            let fits = u64::from(weight) <= shard.capacity;
+            if fits && shard.find(hash, &found.key).is_none() && tier.promote(hash, found.token) {
+                let now = self.inner.clock.now();
+                if shard.expiry.is_some() {
+                    shard.expire(&ctx, now, &mut removed);
+                }
+                let Spilled {
+                    key,
+                    value,
+                    deadline,
+                    ..
+                } = found;
+                shard.upsert(
+                    &ctx,
+                    hash,
+                    key,
+                    value,
+                    weight,
+                    deadline,
+                    now,
+                    &[],
+                    &mut removed,
+                );
+                shard.evict(&ctx, now, &mut removed);
+                self.spill_evicted(&removed, now);
+            }
+        }
+        self.notify(removed);
+    }
+
+    /// Under the shard lock: hands the entries just evicted for space to
+    /// the spill tier.
+    fn spill_evicted(&self, removed: &Removed<K, V>, now: u64) {
+        let Some(tier) = self.inner.spill.as_deref() else {
+            return;
+        };
+        for &(position, hash, deadline) in &removed.spill {
+            if let Some((key, value)) = removed.get(position) {
+                tier.evicted(hash, key, value, deadline, now);
             }
         }
     }
@@ -369,9 +467,11 @@ where
         Q: Hash + Eq + ?Sized,
     {
         let hash = self.hash(key);
-        match self.lookup(self.slot(hash), hash, key, false) {
+        let slot = self.slot(hash);
+        match self.lookup(slot, hash, key, false) {
             Lookup::Hit(value) | Lookup::RefreshDue(value) => Some(value),
-            Lookup::Miss | Lookup::Expired | Lookup::Stale(_) => None,
+            Lookup::Miss => self.spilled_value(slot, hash, key, false),
+            Lookup::Expired | Lookup::Stale(_) => None,
         }
     }
 
@@ -384,6 +484,10 @@ where
         let hash = self.hash(key);
         let shard = self.slot(hash).shard.read();
         match shard.find(hash, key) {
+            None if self.inner.spill.is_some() => {
+                drop(shard);
+                self.spilled_value(self.slot(hash), hash, key, false).is_some()
+            }
             None => false,
             Some(idx) => {
                 let now = self.now_if(shard.expiry.is_some());
@@ -508,6 +612,20 @@ where
             if shard.expiry.is_some() {
                 shard.expire(&ctx, now, &mut removed);
             }
+            if let Some(tier) = self.inner.spill.as_deref() {
+                let through = tier.write_on_insert()
+                    && tags.is_empty()
+                    && u64::from(weight) <= shard.capacity
+                    && {
+                        let deadline = ttl.map_or(NEVER, |ttl| {
+                            deadline_after(now, ttl.saturating_add(self.inner.windows.stale))
+                        });
+                        tier.inserted(hash, &key, &value, deadline, now)
+                    };
+                if !through {
+                    tier.forget(hash);
+                }
+            }
             if u64::from(weight) > shard.capacity {
                 if let Some((old_key, old_value)) = shard.remove(ctx.hasher, hash, &key) {
                     shard.counters.removed += 1;
@@ -543,6 +661,7 @@ where
                     shard.climb(hits, misses, self.inner.slots.len() as u64);
                 }
                 shard.evict(&ctx, now, &mut removed);
+                self.spill_evicted(&removed, now);
                 Ok(())
             }
         };
@@ -563,10 +682,25 @@ where
         let ctx = self.ctx();
         let mut removed = Removed::new();
         let value = {
-            let mut shard = self.slot(hash).shard.write();
+            let slot = self.slot(hash);
+            let mut shard = slot.shard.write();
             self.inner.flights.invalidate(hash, key, None);
             let now = self.now_if(shard.expiry.is_some());
-            let idx = shard.find(hash, key)?;
+            let mut on_disk = None;
+            if let Some(tier) = self.inner.spill.as_deref() {
+                if shard.find(hash, key).is_none() {
+                    let now = self.inner.clock.now();
+                    on_disk = tier
+                        .read(hash, now)
+                        .filter(|f| f.key.borrow() == key)
+                        .map(|f| f.value);
+                }
+                tier.forget(hash);
+            }
+            let Some(idx) = shard.find(hash, key) else {
+                // A spilled entry was counted as evicted when it left memory.
+                return on_disk;
+            };
             let expired = shard.is_expired(idx, now, ctx.tti);
             let node = shard.remove_at(ctx.hasher, idx);
             let (key, value) = (node.key, node.value);
@@ -596,6 +730,9 @@ where
             self.inner.flights.invalidate_all();
             shard.drain(removed, RemovalCause::Cleared);
         });
+        if let Some(tier) = &self.inner.spill {
+            tier.clear();
+        }
     }
 
     /// Keeps only the entries for which `keep` returns true; the others are
@@ -616,6 +753,9 @@ where
             for idx in (0..shard.len() as u32).rev() {
                 let node = &shard.nodes[idx as usize];
                 if !keep(&node.key, &node.value) {
+                    if let Some(tier) = &self.inner.spill {
+                        tier.forget(ctx.hasher.hash_one(&node.key));
+                    }
                     let node = shard.remove_at(ctx.hasher, idx);
                     shard.counters.removed += 1;
                     removed.push(node.key, node.value, RemovalCause::Removed);
@@ -676,6 +816,107 @@ where
             self.inner.clock.now()
         } else {
             0
+        }
+    }
+}
+
+#[cfg(feature = "spill")]
+impl<K, V, S> Cache<K, V, S>
+where
+    K: Hash + Eq,
+    V: Clone,
+    S: BuildHasher,
+{
+    /// A clean shutdown point for the spill tier: writes every entry held
+    /// in memory and not yet on disk to the spill tier, saves the admission
+    /// state (frequency sketch and window sizes) next to the segments and
+    /// flushes them, so that a cache opened on the same directory starts
+    /// with these entries and admits as this one did. The cache stays
+    /// usable. Without a spill tier it does nothing.
+    ///
+    /// Dropping the last handle of a cache saves the admission state and
+    /// flushes too, but does not write the memory's entries.
+    ///
+    /// # Errors
+    ///
+    /// [`SpillError`](crate::spill::SpillError) if the state could not be
+    /// written or the segments not flushed.
+    pub fn persist(&self) -> Result<(), crate::spill::SpillError> {
+        let Some(tier) = self.inner.spill.as_deref() else {
+            return Ok(());
+        };
+        let ctx = self.ctx();
+        for slot in self.inner.slots.iter() {
+            let shard = slot.shard.write();
+            let now = self.inner.clock.now();
+            for idx in 0..shard.len() as u32 {
+                let tagged = shard
+                    .tags
+                    .as_ref()
+                    .is_some_and(|t| t.of_node[idx as usize].is_some());
+                if tagged || shard.is_expired(idx, now, ctx.tti) {
+                    continue;
+                }
+                let deadline = shard
+                    .expiry
+                    .as_ref()
+                    .map_or(NEVER, |e| e.timers[idx as usize].expires_at(ctx.tti));
+                let node = &shard.nodes[idx as usize];
+                let hash = ctx.hasher.hash_one(&node.key);
+                tier.persisted(hash, &node.key, &node.value, deadline, now);
+            }
+        }
+        tier.persist(&self.inner.export_state())
+    }
+}
+
+#[cfg(feature = "spill")]
+impl<K, V, S> Cache<K, V, S> {
+    /// Restores the admission state a clean shutdown saved, if it matches
+    /// this cache (same hasher, shards and capacities).
+    pub(crate) fn restore_state(&self) {
+        let Some(tier) = self.inner.spill.as_deref() else {
+            return;
+        };
+        let Some(states) = tier.saved_state(self.inner.slots.len()) else {
+            return;
+        };
+        let matches = self
+            .inner
+            .slots
+            .iter()
+            .zip(&states)
+            .all(|(slot, state)| slot.shard.read().capacity == state.capacity);
+        if !matches {
+            return;
+        }
+        let mut all = true;
+        for (slot, state) in self.inner.slots.iter().zip(&states) {
+            all &= slot.shard.write().import_state(state);
+        }
+        if all {
+            tier.mark_restored();
+        }
+    }
+}
+
+
+#[cfg(feature = "spill")]
+impl<K, V, S> Inner<K, V, S> {
+    fn export_state(&self) -> Vec<crate::spill::ShardState> {
+        self.slots
+            .iter()
+            .map(|slot| slot.shard.read().export_state())
+            .collect()
+    }
+}
+
+#[cfg(feature = "spill")]
+impl<K, V, S> Drop for Inner<K, V, S> {
+    fn drop(&mut self) {
+        if let Some(tier) = self.spill.as_deref() {
+            // Best effort: a drop has no one to report an error to.
+            let _ = tier.persist(&self.export_state());
         }
     }
 }

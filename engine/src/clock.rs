@@ -5,7 +5,7 @@
 //! hot-path check one comparison.
 
 use std::fmt;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::sync::{Arc, AtomicU64, Ordering};
 
@@ -85,20 +85,43 @@ impl fmt::Debug for ManualClock {
 /// The cache's time source.
 #[derive(Clone, Debug)]
 pub(crate) enum Clock {
-    System(Instant),
+    /// Elapsed time since `Instant`, which was `u64` ms of Unix time.
+    System(
+        Instant,
+        #[cfg_attr(not(feature = "spill"), allow(dead_code))] u64,
+    ),
     Manual(ManualClock),
 }
 
+/// The Unix time (ms) at which every manual clock stands at zero, so that
+/// records written under one manual clock read the same under another.
+#[cfg(feature = "spill")]
+const MANUAL_EPOCH_MS: u64 = 1_700_000_000_000;
+
 impl Clock {
     pub(crate) fn system() -> Self {
-        Self::System(Instant::now())
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        Self::System(Instant::now(), wall)
+    }
+
+    /// Unix time in milliseconds at cache time `now` (for records that
+    /// outlive the process).
+    #[cfg(feature = "spill")]
+    pub(crate) fn wall_ms(&self, now: u64) -> u64 {
+        let base = match self {
+            Self::System(_, wall) => *wall,
+            Self::Manual(_) => MANUAL_EPOCH_MS,
+        };
+        base.saturating_add(now / 1_000_000)
     }
 
     /// Nanoseconds since the cache was built.
     #[inline]
     pub(crate) fn now(&self) -> u64 {
         match self {
-            Self::System(base) => saturating_nanos(base.elapsed()),
+            Self::System(base, _) => saturating_nanos(base.elapsed()),
             Self::Manual(clock) => clock.nanos.load(Ordering::Acquire),
         }
     }

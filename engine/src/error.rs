@@ -40,6 +40,10 @@ pub enum ConfigError {
     /// A chunk store's chunk size of zero.
     #[error("chunk size must be at least 1 byte")]
     ZeroChunkSize,
+    /// The spill directory could not be opened (feature `spill`).
+    #[cfg(feature = "spill")]
+    #[error("cannot open the spill tier: {0}")]
+    Spill(#[source] crate::spill::SpillError),
     /// A time-to-live or time-to-idle of zero.
     #[error("{which} must be greater than zero")]
     ZeroDuration {

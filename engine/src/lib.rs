@@ -100,12 +100,15 @@
 //! | feature | what it adds |
 //! |---|---|
 //! | `tokio` | background reloads of the freshness windows run on `tokio::spawn` when no [`Spawner`] is given |
+//! | `spill` | the [`spill`](crate::spill) tier: evicted entries kept in memory-mapped files, found again after a restart |
+//! | `serde` | [`codec::Serde`]: any serde type as a spilled (or remote) key or value |
 #![deny(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations)]
 
 mod builder;
 mod cache;
 pub mod chunks;
+pub mod codec;
 mod climber;
 mod clock;
 mod error;
@@ -114,6 +117,9 @@ mod load;
 mod policy;
 mod shard;
 mod single_flight;
+#[cfg(feature = "spill")]
+pub mod spill;
+mod spill_hook;
 mod sketch;
 mod stats;
 mod sync;
@@ -126,7 +132,7 @@ pub use clock::ManualClock;
 pub use error::{ConfigError, InsertError};
 pub use listener::{BackgroundTask, EvictionListener, RemovalCause, Spawner, Weigher};
 pub use load::{Freshness, LoadError, Loaded};
-pub use stats::Stats;
+pub use stats::{SpillStats, Stats};
 
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]

@@ -36,6 +36,7 @@ use std::hash::{BuildHasher, Hash};
 use crate::listener::RemovalCause;
 use crate::shard::{Ctx, Queue, Removed, Shard, REFERENCED};
 use crate::sync::Ordering;
+use crate::clock::NEVER;
 use crate::timer_wheel::NIL;
 
 /// Protected's share of the main space.
@@ -54,6 +55,36 @@ impl<K, V> Shard<K, V> {
         self.window_max = window.min(self.capacity);
         let main = self.capacity - self.window_max;
         self.protected_max = (main as f64 * PROTECTED_SHARE) as u64;
+    }
+
+    /// The admission state a clean shutdown saves (see `spill::state`).
+    #[cfg(feature = "spill")]
+    pub(crate) fn export_state(&self) -> crate::spill::ShardState {
+        let (entries, additions, table) = self.sketch.export();
+        crate::spill::ShardState {
+            capacity: self.capacity,
+            window: self.window_max,
+            entries: entries as u64,
+            additions,
+            table: table.to_vec(),
+        }
+    }
+
+    /// Restores a saved admission state; false (and no change) if it does
+    /// not fit this shard.
+    #[cfg(feature = "spill")]
+    pub(crate) fn import_state(&mut self, state: &crate::spill::ShardState) -> bool {
+        let Ok(entries) = usize::try_from(state.entries) else {
+            return false;
+        };
+        if state.capacity != self.capacity || state.window > self.capacity {
+            return false;
+        }
+        if !self.sketch.import(entries, state.additions, &state.table) {
+            return false;
+        }
+        self.set_window(state.window);
+        true
     }
 
     /// One hill-climbing step, if a sample period has passed. `hits` and
@@ -190,7 +221,23 @@ impl<K, V> Shard<K, V> {
             RemovalCause::Capacity
         };
         self.flush_hits(ctx.hasher, idx);
+        // Tagged entries stay in memory only: the spill tier keeps no tag
+        // index, so it could not honour an invalidation by tag.
+        let spill = self.spill_evictions
+            && cause == RemovalCause::Capacity
+            && self
+                .tags
+                .as_ref()
+                .is_none_or(|t| t.of_node[idx as usize].is_none());
+        let deadline = match (&self.expiry, spill) {
+            (Some(expiry), true) => expiry.timers[idx as usize].expires_at(ctx.tti),
+            _ => NEVER,
+        };
         let node = self.remove_at(ctx.hasher, idx);
+        if spill {
+            let hash = ctx.hasher.hash_one(&node.key);
+            removed.spill.push((removed.len(), hash, deadline));
+        }
         removed.push(node.key, node.value, cause);
     }
 

@@ -110,6 +110,9 @@ pub(crate) struct Counters {
 pub(crate) struct Removed<K, V> {
     first: Option<(K, V, RemovalCause)>,
     rest: Vec<(K, V, RemovalCause)>,
+    /// With a spill tier: the evictions it should keep, as (position in
+    /// this list, key hash, deadline).
+    pub(crate) spill: Vec<(usize, u64, u64)>,
 }
 
 impl<K, V> Removed<K, V> {
@@ -117,7 +120,22 @@ impl<K, V> Removed<K, V> {
         Self {
             first: None,
             rest: Vec::new(),
+            spill: Vec::new(),
         }
+    }
+
+    /// How many entries were pushed.
+    pub(crate) fn len(&self) -> usize {
+        usize::from(self.first.is_some()) + self.rest.len()
+    }
+
+    /// The key and value pushed at `position`.
+    pub(crate) fn get(&self, position: usize) -> Option<(&K, &V)> {
+        let item = match position {
+            0 => self.first.as_ref(),
+            n => self.rest.get(n - 1),
+        };
+        item.map(|(k, v, _)| (k, v))
     }
 
     pub(crate) fn push(&mut self, key: K, value: V, cause: RemovalCause) {
@@ -184,6 +202,8 @@ pub(crate) struct Shard<K, V> {
     pub(crate) rng: u64,
     pub(crate) counters: Counters,
     pub(crate) writes_since_climb: u32,
+    /// A spill tier keeps what this shard evicts: note their deadlines.
+    pub(crate) spill_evictions: bool,
 }
 
 impl<K, V> Shard<K, V> {
@@ -206,6 +226,7 @@ impl<K, V> Shard<K, V> {
             rng: seed | 1,
             counters: Counters::default(),
             writes_since_climb: 0,
+            spill_evictions: false,
         };
         shard.set_window(capacity / 100);
         shard

@@ -89,7 +89,30 @@ impl FrequencySketch {
         }
     }
 
-    /// Heap bytes held.
+    /// What a snapshot keeps: the sizing, the sample position and the
+    /// counters.
+    #[cfg(feature = "spill")]
+    pub(crate) fn export(&self) -> (usize, u64, &[u64]) {
+        (self.entries, self.additions, &self.table)
+    }
+
+    /// Restores a snapshot made by [`FrequencySketch::export`]; false (and
+    /// no change) if it does not describe a sketch of a valid size.
+    #[cfg(feature = "spill")]
+    pub(crate) fn import(&mut self, entries: usize, additions: u64, table: &[u64]) -> bool {
+        if !(16..=1 << 30).contains(&entries) || !entries.is_power_of_two() {
+            return false;
+        }
+        let mut fresh = Self::new(entries);
+        if fresh.table.len() != table.len() || fresh.entries != entries {
+            return false;
+        }
+        fresh.table.copy_from_slice(table);
+        fresh.additions = additions.min(fresh.sample_size);
+        *self = fresh;
+        true
+    }
+
     #[cfg(test)]
     pub(crate) fn heap_bytes(&self) -> usize {
         self.table.len() * 8

@@ -43,6 +43,52 @@ pub struct Stats {
     pub entries: u64,
     /// Their total weight.
     pub weighted_size: u64,
+    /// The spill tier's counters (all zero without one).
+    pub spill: SpillStats,
+}
+
+/// Counters of the spill tier (all zero without one).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SpillStats {
+    /// Memory misses answered from disk.
+    pub hits: u64,
+    /// Memory misses that disk could not answer either.
+    pub misses: u64,
+    /// Records written (entries, tombstones and copies).
+    pub writes: u64,
+    /// Bytes written.
+    pub bytes_written: u64,
+    /// Tombstones written for removed or replaced keys.
+    pub tombstones: u64,
+    /// Writes that failed (disk full, I/O errors); those entries were
+    /// dropped instead of spilled.
+    pub write_errors: u64,
+    /// Entries not spilled: larger than a segment, tagged, or unencodable.
+    pub skipped: u64,
+    /// Records found damaged (bad checksum or undecodable) at open or on a
+    /// read; each was treated as absent.
+    pub corrupt: u64,
+    /// Segments reclaimed to stay within the budget.
+    pub reclaimed_segments: u64,
+    /// Entries dropped with them.
+    pub reclaimed_entries: u64,
+    /// Hot entries copied forward out of reclaimed segments.
+    pub reinserted: u64,
+    /// Entries found when the directory was opened.
+    pub recovered: u64,
+    /// Segment files dropped at open (unreadable, or older than a missing
+    /// one).
+    pub dropped_segments: u64,
+    /// Entries on disk now.
+    pub entries: u64,
+    /// Segment files now.
+    pub segments: u64,
+    /// Their total size.
+    pub disk_bytes: u64,
+    /// Whether the admission state saved by the last clean shutdown was
+    /// restored at open.
+    pub sketch_restored: bool,
 }
 
 impl Stats {

@@ -1,0 +1,219 @@
+//! One segment file: written with positioned writes, read through a
+//! read-only memory map. The only `unsafe` code of the engine lives here.
+//!
+//! ```text
+//!  seg-0000000042.dat  (fixed size, created sparse)
+//!  +----------+----------+-----+----------+------------------ - -
+//!  | record 0 | record 1 | ... | record n |  zeros (unwritten)
+//!  +----------+----------+-----+----------+------------------ - -
+//!  0                                      `written` (in memory)
+//! ```
+//!
+//! Why this is sound:
+//!
+//! 1. The file is sized to its full length when it is created (or checked
+//!    when it is opened), and the directory's lock file keeps other strata
+//!    caches away, so every mapped page lies inside the file: reading it
+//!    cannot raise SIGBUS unless another program truncates the file, which
+//!    the spill directory's contract forbids (see the module docs).
+//! 2. Bytes are handed out only below a record boundary that a completed
+//!    write published (`written`, and the index entry pointing there), and
+//!    a published byte is never written again while the mapping lives: the
+//!    writer only appends past `written`. So no `&[u8]` we create ever sees
+//!    its bytes change.
+//! 3. Writes go through `pwrite`, never through the map, so the mapping is
+//!    read-only and a full disk is an `io::Error` from `pwrite`, not a
+//!    fault on a store into the map.
+//! 4. Reclaiming a segment unlinks its file; the mapping (and so every
+//!    `Bytes` still pointing into it) stays valid until the last `Arc` of
+//!    the segment is dropped.
+#![allow(unsafe_code)]
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use memmap2::{MmapOptions, MmapRaw};
+
+use crate::sync::PublicArc as Arc;
+
+/// A segment: its file, its read-only mapping and its size.
+pub(crate) struct Segment {
+    pub(crate) id: u32,
+    pub(crate) path: PathBuf,
+    file: File,
+    map: MmapRaw,
+    len: usize,
+}
+
+impl std::fmt::Debug for Segment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Segment")
+            .field("id", &self.id)
+            .field("len", &self.len)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The file name of segment `id`.
+pub(crate) fn file_name(id: u32) -> String {
+    format!("seg-{id:010}.dat")
+}
+
+/// The id of a segment file name, if it is one.
+pub(crate) fn parse_name(name: &str) -> Option<u32> {
+    let digits = name.strip_prefix("seg-")?.strip_suffix(".dat")?;
+    if digits.len() != 10 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    digits.parse().ok()
+}
+
+impl Segment {
+    /// Creates segment `id` in `dir`, `len` bytes long (sparse).
+    pub(crate) fn create(dir: &Path, id: u32, len: usize) -> io::Result<Self> {
+        let path = dir.join(file_name(id));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)?;
+        let made = file.set_len(len as u64).and_then(|()| Self::map(&file, len));
+        match made {
+            Ok(map) => Ok(Self {
+                id,
+                path,
+                file,
+                map,
+                len,
+            }),
+            Err(e) => {
+                // Leave no half-made segment behind.
+                let _ = std::fs::remove_file(&path);
+                Err(e)
+            }
+        }
+    }
+
+    /// Opens an existing segment file; its length is what it is (a short or
+    /// empty file maps what there is, and a scan finds its records or none).
+    pub(crate) fn open(path: &Path, id: u32) -> io::Result<Self> {
+        let file = OpenOptions::new().read(true).write(true).open(path)?;
+        let len = usize::try_from(file.metadata()?.len())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "segment too large"))?;
+        let map = Self::map(&file, len)?;
+        Ok(Self {
+            id,
+            path: path.to_owned(),
+            file,
+            map,
+            len,
+        })
+    }
+
+    fn map(file: &File, len: usize) -> io::Result<MmapRaw> {
+        if len == 0 {
+            // mmap of zero bytes fails; an empty segment maps one page of
+            // nothing and `len` keeps every read away from it.
+            return MmapOptions::new().len(1).map_anon().map(MmapRaw::from);
+        }
+        MmapOptions::new().len(len).map_raw_read_only(file)
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Writes `bytes` at `offset` (past everything published).
+    pub(crate) fn write_at(&self, bytes: &[u8], offset: usize) -> io::Result<()> {
+        if offset.checked_add(bytes.len()).is_none_or(|end| end > self.len) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "write past the end of a segment",
+            ));
+        }
+        self.file.write_all_at(bytes, offset as u64)
+    }
+
+    /// Flushes written bytes to the device.
+    pub(crate) fn sync(&self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+
+    /// The bytes `[offset, offset + len)`, or `None` if out of bounds.
+    ///
+    /// Callers pass only ranges that a completed write published (see the
+    /// module docs, point 2); the bounds check keeps a wrong range from
+    /// reading outside the mapping.
+    pub(crate) fn slice(&self, offset: usize, len: usize) -> Option<&[u8]> {
+        let end = offset.checked_add(len)?;
+        if end > self.len {
+            return None;
+        }
+        // SAFETY: 1. `offset + len <= self.len`, and the mapping covers
+        // `self.len` bytes of a file at least that long (module docs,
+        // point 1), so the pointer range is valid for reads.
+        // 2. The range was published by a completed write and is never
+        // written again while `self` lives (point 2), so the bytes do not
+        // change while the returned borrow of `self` lasts.
+        unsafe { Some(std::slice::from_raw_parts(self.map.as_ptr().add(offset), len)) }
+    }
+
+    /// Like [`Segment::slice`], as `Bytes` that keep the segment mapped.
+    pub(crate) fn bytes(self: &Arc<Self>, offset: usize, len: usize) -> Option<Bytes> {
+        self.slice(offset, len)?;
+        Some(Bytes::from_owner(View {
+            segment: Arc::clone(self),
+            offset,
+            len,
+        }))
+    }
+}
+
+/// Owner of a `Bytes` over part of a segment's map.
+struct View {
+    segment: Arc<Segment>,
+    offset: usize,
+    len: usize,
+}
+
+impl AsRef<[u8]> for View {
+    fn as_ref(&self) -> &[u8] {
+        // Checked in `Segment::bytes` before the view was made; the range
+        // cannot go out of bounds later (a segment's length is fixed).
+        self.segment.slice(self.offset, self.len).unwrap_or(&[])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_reject_lookalikes() {
+        assert_eq!(parse_name(&file_name(42)), Some(42));
+        assert_eq!(parse_name(&file_name(u32::MAX)), Some(u32::MAX));
+        for bad in ["seg-42.dat", "seg-000000004x.dat", "x-0000000042.dat", "seg-9999999999.dat"] {
+            assert_eq!(parse_name(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn written_bytes_read_back_through_the_map() {
+        let dir = std::env::temp_dir().join(format!("strata-seg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let seg = Arc::new(Segment::create(&dir, 1, 4096).unwrap());
+        seg.write_at(b"hello", 100).unwrap();
+        let bytes = seg.bytes(100, 5).unwrap();
+        assert_eq!(&bytes[..], b"hello");
+        assert!(seg.slice(4090, 7).is_none());
+        assert!(seg.write_at(b"x", 4096).is_err());
+        // The map outlives the file and the segment handle.
+        std::fs::remove_file(&seg.path).unwrap();
+        drop(seg);
+        assert_eq!(&bytes[..], b"hello");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
