@@ -18,4 +18,4 @@ if [ -n "$offenders" ]; then
 fi
 
 export CARGO_TARGET_DIR=target/loom
-RUSTFLAGS="--cfg strata_loom" cargo clippy -p strata --locked -- -D warnings
+RUSTFLAGS="--cfg strata_loom" cargo clippy -p strata --features spill --locked -- -D warnings

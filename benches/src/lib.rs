@@ -14,11 +14,13 @@
 //!
 //! The binaries `hit_ratio` and `memory` and the criterion bench
 //! `throughput` are built on top of this.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 mod lru;
 mod opt;
 mod peer;
+#[cfg(feature = "spill")]
+pub mod spill;
 mod trace;
 mod workload;
 

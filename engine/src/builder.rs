@@ -147,7 +147,8 @@ type OpenSpill<K, V, S> = Box<
         &mut S,
         Option<fn([u64; 4]) -> S>,
         &Clock,
-    ) -> Result<Box<dyn crate::spill_hook::SpillHook<K, V>>, crate::spill::SpillError>,
+    )
+        -> Result<Box<dyn crate::spill_hook::SpillHook<K, V>>, crate::spill::SpillError>,
 >;
 #[cfg(not(feature = "spill"))]
 type OpenSpill<K, V, S> = PhantomData<fn(&mut S) -> (K, V)>;

@@ -101,7 +101,14 @@ where
             listener: None,
             spawner: None,
         };
-        Self::from_parts(config, shards, RandomState::new(), hooks, Clock::system(), None)
+        Self::from_parts(
+            config,
+            shards,
+            RandomState::new(),
+            hooks,
+            Clock::system(),
+            None,
+        )
     }
 }
 
@@ -147,7 +154,14 @@ impl<K, V, S> Cache<K, V, S> {
                 spawner: None,
             };
             let shards = crate::builder::default_shards(entries);
-            Cache::from_parts(config, shards, RandomState::new(), hooks, clock.clone(), None)
+            Cache::from_parts(
+                config,
+                shards,
+                RandomState::new(),
+                hooks,
+                clock.clone(),
+                None,
+            )
         });
         Self {
             inner: Arc::new(Inner {
@@ -486,7 +500,8 @@ where
         match shard.find(hash, key) {
             None if self.inner.spill.is_some() => {
                 drop(shard);
-                self.spilled_value(self.slot(hash), hash, key, false).is_some()
+                self.spilled_value(self.slot(hash), hash, key, false)
+                    .is_some()
             }
             None => false,
             Some(idx) => {
@@ -899,7 +914,6 @@ impl<K, V, S> Cache<K, V, S> {
         }
     }
 }
-
 
 #[cfg(feature = "spill")]
 impl<K, V, S> Inner<K, V, S> {

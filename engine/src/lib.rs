@@ -108,19 +108,19 @@
 mod builder;
 mod cache;
 pub mod chunks;
-pub mod codec;
 mod climber;
 mod clock;
+pub mod codec;
 mod error;
 mod listener;
 mod load;
 mod policy;
 mod shard;
 mod single_flight;
+mod sketch;
 #[cfg(feature = "spill")]
 pub mod spill;
 mod spill_hook;
-mod sketch;
 mod stats;
 mod sync;
 mod tags;

@@ -33,10 +33,10 @@
 
 use std::hash::{BuildHasher, Hash};
 
+use crate::clock::NEVER;
 use crate::listener::RemovalCause;
 use crate::shard::{Ctx, Queue, Removed, Shard, REFERENCED};
 use crate::sync::Ordering;
-use crate::clock::NEVER;
 use crate::timer_wheel::NIL;
 
 /// Protected's share of the main space.

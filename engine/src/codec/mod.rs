@@ -30,8 +30,8 @@ mod record;
 mod serde;
 
 pub use record::{
-    decode, decode_unverified, encode, encode_tombstone, record_len, DecodeError, RecordMeta, RecordRef,
-    RecordWriter, Tags, HEADER_LEN, MAGIC, MAX_KEY_LEN, MAX_TAGS_LEN, MAX_VALUE_LEN,
+    decode, decode_unverified, encode, encode_tombstone, record_len, DecodeError, RecordMeta,
+    RecordRef, RecordWriter, Tags, HEADER_LEN, MAGIC, MAX_KEY_LEN, MAX_TAGS_LEN, MAX_VALUE_LEN,
     TRAILER_LEN, VERSION,
 };
 #[cfg(feature = "serde")]

@@ -336,12 +336,10 @@ pub fn encode_tombstone(key: &[u8], out: &mut Vec<u8>) -> Result<usize, DecodeEr
 /// Any header error of [`decode`]; [`DecodeError::Truncated`] if `input`
 /// is shorter than the header or the record.
 pub fn record_len(input: &[u8]) -> Result<usize, DecodeError> {
-    let header: &[u8; HEADER_LEN] = input
-        .first_chunk()
-        .ok_or(DecodeError::Truncated {
-            needed: HEADER_LEN as u64,
-            available: input.len(),
-        })?;
+    let header: &[u8; HEADER_LEN] = input.first_chunk().ok_or(DecodeError::Truncated {
+        needed: HEADER_LEN as u64,
+        available: input.len(),
+    })?;
     if header[0..4] != MAGIC {
         return Err(DecodeError::BadMagic);
     }
@@ -349,15 +347,25 @@ pub fn record_len(input: &[u8]) -> Result<usize, DecodeError> {
         return Err(DecodeError::UnsupportedVersion(header[4]));
     }
     let flags = header[5];
-    if flags & !KNOWN_FLAGS != 0 || header[6..8] != [0, 0] || header[20..24] != [0; 4] {
+    // Bytes a field does not use must be zero, so that every record has
+    // exactly one encoding (an expiry without its flag included: found by
+    // the codec_decode fuzz target).
+    let stray_expiry = flags & FLAG_EXPIRES == 0 && header[24..32] != [0; 8];
+    if flags & !KNOWN_FLAGS != 0
+        || header[6..8] != [0, 0]
+        || header[20..24] != [0; 4]
+        || stray_expiry
+    {
         return Err(DecodeError::UnknownFlags(flags));
     }
-    let field = |at: usize| u64::from(u32::from_le_bytes([
-        header[at],
-        header[at + 1],
-        header[at + 2],
-        header[at + 3],
-    ]));
+    let field = |at: usize| {
+        u64::from(u32::from_le_bytes([
+            header[at],
+            header[at + 1],
+            header[at + 2],
+            header[at + 3],
+        ]))
+    };
     let (key_len, value_len, tags_len) = (field(8), field(12), field(16));
     for (name, len, max) in [
         ("key", key_len, MAX_KEY_LEN),
@@ -469,7 +477,10 @@ mod tests {
     #[test]
     fn round_trip_and_layout() {
         let buf = sample();
-        assert_eq!(buf.len(), HEADER_LEN + 2 + 5 + (2 + 1) + (2 + 3) + TRAILER_LEN);
+        assert_eq!(
+            buf.len(),
+            HEADER_LEN + 2 + 5 + (2 + 1) + (2 + 3) + TRAILER_LEN
+        );
         let (rec, used) = decode(&buf).unwrap();
         assert_eq!(used, buf.len());
         assert_eq!(rec.key, b"k1");
@@ -499,7 +510,10 @@ mod tests {
     fn absurd_lengths_are_rejected_before_reading() {
         let mut buf = sample();
         buf[12..16].copy_from_slice(&u32::MAX.to_le_bytes());
-        assert!(matches!(decode(&buf), Err(DecodeError::TooLong { field: "value", .. })));
+        assert!(matches!(
+            decode(&buf),
+            Err(DecodeError::TooLong { field: "value", .. })
+        ));
         let mut buf = sample();
         buf[12..16].copy_from_slice(&1_000_000u32.to_le_bytes());
         assert!(matches!(decode(&buf), Err(DecodeError::Truncated { .. })));
@@ -511,7 +525,10 @@ mod tests {
         encode_tombstone(b"gone", &mut buf).unwrap();
         let (rec, _) = decode(&buf).unwrap();
         assert!(rec.tombstone);
-        assert_eq!((rec.key, rec.value, rec.expires_at_ms), (&b"gone"[..], &b""[..], None));
+        assert_eq!(
+            (rec.key, rec.value, rec.expires_at_ms),
+            (&b"gone"[..], &b""[..], None)
+        );
     }
 
     #[test]

@@ -80,9 +80,9 @@ use std::path::{Path, PathBuf};
 
 use crate::sync::PublicArc as Arc;
 
+pub use crate::stats::SpillStats;
 pub(crate) use state::ShardState;
 pub(crate) use tier::open_tier;
-pub use crate::stats::SpillStats;
 
 /// The default segment file size.
 pub const DEFAULT_SEGMENT_SIZE: u64 = 64 << 20;
@@ -154,7 +154,9 @@ impl SpillConfig {
 #[non_exhaustive]
 pub enum SpillError {
     /// Another cache holds the directory's lock.
-    #[error("spill directory {path} is in use by another cache; give each cache its own directory")]
+    #[error(
+        "spill directory {path} is in use by another cache; give each cache its own directory"
+    )]
     Locked {
         /// The directory.
         path: PathBuf,
@@ -212,11 +214,12 @@ impl PartialEq for SpillError {
                     segment_size: s,
                 },
             ) => max_bytes == m && segment_size == s,
-            (Self::TooLarge { len, max }, Self::TooLarge { len: l, max: m }) => len == l && max == m,
+            (Self::TooLarge { len, max }, Self::TooLarge { len: l, max: m }) => {
+                len == l && max == m
+            }
             _ => false,
         }
     }
 }
 
 impl Eq for SpillError {}
-

@@ -2,25 +2,26 @@
 //! read-only memory map. The only `unsafe` code of the engine lives here.
 //!
 //! ```text
-//!  seg-0000000042.dat  (fixed size, created sparse)
-//!  +----------+----------+-----+----------+------------------ - -
-//!  | record 0 | record 1 | ... | record n |  zeros (unwritten)
-//!  +----------+----------+-----+----------+------------------ - -
-//!  0                                      `written` (in memory)
+//!  seg-0000000042.dat  (grows as records are appended)
+//!  +----------+----------+-----+----------+ . . . . . . . . . . . .
+//!  | record 0 | record 1 | ... | record n |  mapped, past the file's end
+//!  +----------+----------+-----+----------+ . . . . . . . . . . . .
+//!  0                                   `readable`          `len`
 //! ```
 //!
 //! Why this is sound:
 //!
-//! 1. The file is sized to its full length when it is created (or checked
-//!    when it is opened), and the directory's lock file keeps other strata
-//!    caches away, so every mapped page lies inside the file: reading it
-//!    cannot raise SIGBUS unless another program truncates the file, which
-//!    the spill directory's contract forbids (see the module docs).
-//! 2. Bytes are handed out only below a record boundary that a completed
-//!    write published (`written`, and the index entry pointing there), and
-//!    a published byte is never written again while the mapping lives: the
-//!    writer only appends past `written`. So no `&[u8]` we create ever sees
-//!    its bytes change.
+//! 1. The map covers `len` bytes, the segment's full size, but only the
+//!    first `readable` bytes are ever read: bytes that completed writes put
+//!    into the file (or, for a segment opened from disk, the file's length
+//!    at open). Those pages are inside the file and hold data, so reading
+//!    them cannot raise SIGBUS, unless another program truncates the file,
+//!    which the directory's lock and contract forbid (module docs). Files
+//!    are not created sparse: on tmpfs, even a read of a hole allocates a
+//!    page, and faults when the file system is full.
+//! 2. Bytes below `readable` are never written again while the mapping
+//!    lives: the writer only appends past it. So no `&[u8]` we create ever
+//!    sees its bytes change.
 //! 3. Writes go through `pwrite`, never through the map, so the mapping is
 //!    read-only and a full disk is an `io::Error` from `pwrite`, not a
 //!    fault on a store into the map.
@@ -37,7 +38,7 @@ use std::path::{Path, PathBuf};
 use bytes::Bytes;
 use memmap2::{MmapOptions, MmapRaw};
 
-use crate::sync::PublicArc as Arc;
+use crate::sync::{AtomicUsize, Ordering, PublicArc as Arc};
 
 /// A segment: its file, its read-only mapping and its size.
 pub(crate) struct Segment {
@@ -46,6 +47,8 @@ pub(crate) struct Segment {
     file: File,
     map: MmapRaw,
     len: usize,
+    /// The prefix holding written data (module docs, point 1).
+    readable: AtomicUsize,
 }
 
 impl std::fmt::Debug for Segment {
@@ -72,7 +75,7 @@ pub(crate) fn parse_name(name: &str) -> Option<u32> {
 }
 
 impl Segment {
-    /// Creates segment `id` in `dir`, `len` bytes long (sparse).
+    /// Creates segment `id` in `dir`, empty, with room for `len` bytes.
     pub(crate) fn create(dir: &Path, id: u32, len: usize) -> io::Result<Self> {
         let path = dir.join(file_name(id));
         let file = OpenOptions::new()
@@ -80,14 +83,14 @@ impl Segment {
             .write(true)
             .create_new(true)
             .open(&path)?;
-        let made = file.set_len(len as u64).and_then(|()| Self::map(&file, len));
-        match made {
+        match Self::map(&file, len) {
             Ok(map) => Ok(Self {
                 id,
                 path,
                 file,
                 map,
                 len,
+                readable: AtomicUsize::new(0),
             }),
             Err(e) => {
                 // Leave no half-made segment behind.
@@ -110,6 +113,7 @@ impl Segment {
             file,
             map,
             len,
+            readable: AtomicUsize::new(len),
         })
     }
 
@@ -126,15 +130,21 @@ impl Segment {
         self.len
     }
 
-    /// Writes `bytes` at `offset` (past everything published).
+    /// Writes `bytes` at `offset`, which must be where the readable part
+    /// ends (segments are append-only), and makes them readable.
     pub(crate) fn write_at(&self, bytes: &[u8], offset: usize) -> io::Result<()> {
-        if offset.checked_add(bytes.len()).is_none_or(|end| end > self.len) {
+        let end = offset
+            .checked_add(bytes.len())
+            .filter(|&end| end <= self.len && offset == self.readable.load(Ordering::Acquire));
+        let Some(end) = end else {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
-                "write past the end of a segment",
+                "write past the end of a segment, or not at its end",
             ));
-        }
-        self.file.write_all_at(bytes, offset as u64)
+        };
+        self.file.write_all_at(bytes, offset as u64)?;
+        self.readable.store(end, Ordering::Release);
+        Ok(())
     }
 
     /// Flushes written bytes to the device.
@@ -149,16 +159,21 @@ impl Segment {
     /// reading outside the mapping.
     pub(crate) fn slice(&self, offset: usize, len: usize) -> Option<&[u8]> {
         let end = offset.checked_add(len)?;
-        if end > self.len {
+        if end > self.readable.load(Ordering::Acquire) {
             return None;
         }
-        // SAFETY: 1. `offset + len <= self.len`, and the mapping covers
-        // `self.len` bytes of a file at least that long (module docs,
+        // SAFETY: 1. `offset + len <= readable <= self.len`: the range lies
+        // in the mapping and in the written part of the file (module docs,
         // point 1), so the pointer range is valid for reads.
-        // 2. The range was published by a completed write and is never
-        // written again while `self` lives (point 2), so the bytes do not
-        // change while the returned borrow of `self` lasts.
-        unsafe { Some(std::slice::from_raw_parts(self.map.as_ptr().add(offset), len)) }
+        // 2. Bytes below `readable` are never written again while `self`
+        // lives (point 2), so they do not change while the returned borrow
+        // of `self` lasts.
+        unsafe {
+            Some(std::slice::from_raw_parts(
+                self.map.as_ptr().add(offset),
+                len,
+            ))
+        }
     }
 
     /// Like [`Segment::slice`], as `Bytes` that keep the segment mapped.
@@ -195,7 +210,12 @@ mod tests {
     fn names_round_trip_and_reject_lookalikes() {
         assert_eq!(parse_name(&file_name(42)), Some(42));
         assert_eq!(parse_name(&file_name(u32::MAX)), Some(u32::MAX));
-        for bad in ["seg-42.dat", "seg-000000004x.dat", "x-0000000042.dat", "seg-9999999999.dat"] {
+        for bad in [
+            "seg-42.dat",
+            "seg-000000004x.dat",
+            "x-0000000042.dat",
+            "seg-9999999999.dat",
+        ] {
             assert_eq!(parse_name(bad), None, "{bad}");
         }
     }
@@ -205,11 +225,12 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("strata-seg-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let seg = Arc::new(Segment::create(&dir, 1, 4096).unwrap());
-        seg.write_at(b"hello", 100).unwrap();
-        let bytes = seg.bytes(100, 5).unwrap();
+        assert!(seg.write_at(b"gap", 100).is_err(), "appends only");
+        seg.write_at(b"hello", 0).unwrap();
+        let bytes = seg.bytes(0, 5).unwrap();
         assert_eq!(&bytes[..], b"hello");
-        assert!(seg.slice(4090, 7).is_none());
-        assert!(seg.write_at(b"x", 4096).is_err());
+        assert!(seg.slice(3, 3).is_none(), "past the written part");
+        assert!(seg.write_at(&[0; 4092], 5).is_err(), "past the end");
         // The map outlives the file and the segment handle.
         std::fs::remove_file(&seg.path).unwrap();
         drop(seg);

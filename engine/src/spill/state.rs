@@ -61,7 +61,11 @@ pub(crate) fn encode(fingerprint: [u64; 4], shards: &[ShardState]) -> Vec<u8> {
 
 /// The shard states in `bytes`, if intact and made with `fingerprint` for
 /// `shards` shards.
-pub(crate) fn decode(bytes: &[u8], fingerprint: [u64; 4], shards: usize) -> Option<Vec<ShardState>> {
+pub(crate) fn decode(
+    bytes: &[u8],
+    fingerprint: [u64; 4],
+    shards: usize,
+) -> Option<Vec<ShardState>> {
     let (body, checksum) = bytes.split_last_chunk::<8>()?;
     if xxh3_64(body) != u64::from_le_bytes(*checksum) {
         return None;
@@ -82,12 +86,19 @@ pub(crate) fn decode(bytes: &[u8], fingerprint: [u64; 4], shards: usize) -> Opti
     }
     let mut states = Vec::with_capacity(shards.min(1 << 16));
     for _ in 0..shards {
-        let (capacity, window, entries, additions, words) =
-            (reader.u64()?, reader.u64()?, reader.u64()?, reader.u64()?, reader.u64()?);
+        let (capacity, window, entries, additions, words) = (
+            reader.u64()?,
+            reader.u64()?,
+            reader.u64()?,
+            reader.u64()?,
+            reader.u64()?,
+        );
         if words > MAX_WORDS || words.saturating_mul(8) > reader.rest.len() as u64 {
             return None;
         }
-        let table = (0..words).map(|_| reader.u64()).collect::<Option<Vec<_>>>()?;
+        let table = (0..words)
+            .map(|_| reader.u64())
+            .collect::<Option<Vec<_>>>()?;
         states.push(ShardState {
             capacity,
             window,

@@ -207,7 +207,12 @@ impl Store {
     }
 
     /// Indexes the records of one segment; returns their hashes.
-    fn scan(&self, seg: &Arc<Segment>, rehash: &dyn Fn(Bytes) -> Option<u64>, now_ms: u64) -> Vec<u64> {
+    fn scan(
+        &self,
+        seg: &Arc<Segment>,
+        rehash: &dyn Fn(Bytes) -> Option<u64>,
+        now_ms: u64,
+    ) -> Vec<u64> {
         let mut members = Vec::new();
         let mut offset = 0;
         let Some(whole) = seg.bytes(0, seg.len()) else {
@@ -241,8 +246,8 @@ impl Store {
                         if let Ok(found) = shard.find_entry(hash, |e| e.hash == hash) {
                             found.remove();
                         }
-                        let live = !record.tombstone
-                            && record.expires_at_ms.is_none_or(|at| at > now_ms);
+                        let live =
+                            !record.tombstone && record.expires_at_ms.is_none_or(|at| at > now_ms);
                         if live {
                             let loc = Loc {
                                 segment: seg.id,
@@ -291,7 +296,14 @@ impl Store {
 
     /// Counts a lookup of the spill tier.
     pub(crate) fn count_lookup(&self, hit: bool) {
-        bump(if hit { &self.counters.hits } else { &self.counters.misses }, 1);
+        bump(
+            if hit {
+                &self.counters.hits
+            } else {
+                &self.counters.misses
+            },
+            1,
+        );
     }
 
     /// Counts a record that failed to decode on a read.
@@ -306,7 +318,10 @@ impl Store {
 
     /// Whether `hash` has a record.
     pub(crate) fn contains(&self, hash: u64) -> bool {
-        self.shard(hash).lock().find(hash, |e| e.hash == hash).is_some()
+        self.shard(hash)
+            .lock()
+            .find(hash, |e| e.hash == hash)
+            .is_some()
     }
 
     /// If `hash` is indexed and the memory tier holds the same value,
@@ -336,8 +351,15 @@ impl Store {
     }
 
     /// Appends `record` as the current record of `hash`.
-    pub(crate) fn append(&self, hash: u64, record: &[u8], resident: bool) -> Result<(), SpillError> {
-        let Some(len) = u32::try_from(record.len()).ok().filter(|&l| l as usize <= self.segment_size)
+    pub(crate) fn append(
+        &self,
+        hash: u64,
+        record: &[u8],
+        resident: bool,
+    ) -> Result<(), SpillError> {
+        let Some(len) = u32::try_from(record.len())
+            .ok()
+            .filter(|&l| l as usize <= self.segment_size)
         else {
             bump(&self.counters.skipped, 1);
             return Err(SpillError::TooLarge {
@@ -381,7 +403,12 @@ impl Store {
     /// an absent entry present, so the unlocked check is exact; the rest
     /// runs under the writer lock, which orders it with reclaims.
     pub(crate) fn forget(&self, hash: u64) {
-        if self.shard(hash).lock().find(hash, |e| e.hash == hash).is_none() {
+        if self
+            .shard(hash)
+            .lock()
+            .find(hash, |e| e.hash == hash)
+            .is_none()
+        {
             return;
         }
         let mut writer = self.writer.lock();
@@ -441,19 +468,35 @@ impl Store {
                 Ok((seg.id, offset as u32))
             }
             Err(e) => {
+                // `written` stays: the next record is written over whatever
+                // part of this one reached the file (nothing reads past
+                // `written`), so a full disk costs records, not segments.
                 bump(&self.counters.write_errors, 1);
                 writer.failed = true;
-                // Whatever part was written is garbage a scan skips or
-                // stops at; never write after it in this segment.
-                writer.written = seg.len();
                 Err(io_error("write", &seg.path)(e))
             }
         }
     }
 
-    /// Starts a new active segment, reclaiming the oldest ones first if the
-    /// budget would be exceeded (their hot records move to the new one).
+    /// Starts a new active segment, then reclaims the oldest ones while the
+    /// budget is exceeded (their hot records move to the new one). The new
+    /// segment is empty until the reclaim is done, so the bytes on disk
+    /// never exceed the budget; if it cannot be created, nothing is
+    /// reclaimed.
     fn roll(&self, writer: &mut Writer) -> Result<(), SpillError> {
+        let id = writer.next_id;
+        let seg = match Segment::create(&self.dir, id, self.segment_size) {
+            Ok(seg) => Arc::new(seg),
+            Err(e) => {
+                bump(&self.counters.write_errors, 1);
+                writer.failed = true;
+                return Err(io_error("create", &self.dir.join(segment::file_name(id)))(
+                    e,
+                ));
+            }
+        };
+        writer.next_id = id.wrapping_add(1);
+        writer.written = 0;
         writer.active = None;
         let mut reclaimed = Vec::new();
         while writer.members.len() >= self.max_segments {
@@ -462,36 +505,26 @@ impl Store {
                 None => break,
             }
         }
-        let id = writer.next_id;
-        let result = match Segment::create(&self.dir, id, self.segment_size) {
-            Ok(seg) => {
-                let seg = Arc::new(seg);
-                writer.next_id = id.wrapping_add(1);
-                writer.written = 0;
-                writer.members.push_back((id, Vec::new()));
-                self.segments.write().insert(id, Arc::clone(&seg));
-                writer.active = Some(seg);
-                Ok(())
-            }
-            Err(e) => {
-                bump(&self.counters.write_errors, 1);
-                writer.failed = true;
-                Err(io_error("create", &self.dir.join(segment::file_name(id)))(e))
-            }
-        };
+        writer.members.push_back((id, Vec::new()));
+        self.segments.write().insert(id, Arc::clone(&seg));
+        writer.active = Some(seg);
         for (victim, hot) in reclaimed {
             self.reinsert(writer, &victim, hot);
             self.segments.write().remove(&victim.id);
             self.delete_segment_file(victim.id);
         }
-        result
+        Ok(())
     }
 
     /// Takes the oldest segment out of the writer's list and drops the index
     /// entries that point into it, except (with `keep_hot`) records read
     /// since they were written and not held in memory, which are returned
     /// for `reinsert`. Without `keep_hot` the file is deleted at once.
-    fn reclaim_oldest(&self, writer: &mut Writer, keep_hot: bool) -> Option<(Arc<Segment>, Vec<Entry>)> {
+    fn reclaim_oldest(
+        &self,
+        writer: &mut Writer,
+        keep_hot: bool,
+    ) -> Option<(Arc<Segment>, Vec<Entry>)> {
         let (id, members) = writer.members.pop_front()?;
         let mut hot = Vec::new();
         let mut dropped = 0;
@@ -550,7 +583,6 @@ impl Store {
                         })
                     } else {
                         bump(&self.counters.write_errors, 1);
-                        writer.written = active.len();
                         None
                     }
                 }

@@ -54,7 +54,10 @@ where
         *hasher = reseed(seeds);
     }
     let hasher = &*hasher;
-    store.recover(&|key: Bytes| K::decode(key).ok().map(|k| hasher.hash_one(&k)), now_ms)?;
+    store.recover(
+        &|key: Bytes| K::decode(key).ok().map(|k| hasher.hash_one(&k)),
+        now_ms,
+    )?;
     let fingerprint = [0u64, 1, 2, 3].map(|i| hasher.hash_one(0x5354_5241_0000_0000 | i));
     Ok(Box::new(Tier::<K, V> {
         store,
@@ -68,16 +71,35 @@ where
 
 impl<K: Codec, V: Codec> Tier<K, V> {
     /// Encodes the entry and appends it; false if it was not written.
-    fn write(&self, hash: u64, key: &K, value: &V, deadline: u64, now: u64, resident: bool) -> bool {
-        let expires_at_ms = (deadline != NEVER)
-            .then(|| self.clock.wall_ms(now).saturating_add(deadline.saturating_sub(now).div_ceil(1_000_000)));
+    fn write(
+        &self,
+        hash: u64,
+        key: &K,
+        value: &V,
+        deadline: u64,
+        now: u64,
+        resident: bool,
+    ) -> bool {
+        let expires_at_ms = (deadline != NEVER).then(|| {
+            self.clock
+                .wall_ms(now)
+                .saturating_add(deadline.saturating_sub(now).div_ceil(1_000_000))
+        });
         BUFFER.with(|buffer| {
             let Ok(mut buf) = buffer.try_borrow_mut() else {
                 // Re-entered from a codec: use a fresh buffer.
-                return self.encode_and_append(&mut Vec::new(), hash, key, value, expires_at_ms, resident);
+                return self.encode_and_append(
+                    &mut Vec::new(),
+                    hash,
+                    key,
+                    value,
+                    expires_at_ms,
+                    resident,
+                );
             };
             buf.clear();
-            let written = self.encode_and_append(&mut buf, hash, key, value, expires_at_ms, resident);
+            let written =
+                self.encode_and_append(&mut buf, hash, key, value, expires_at_ms, resident);
             if buf.capacity() > KEEP_BUFFER {
                 *buf = Vec::new();
             }
@@ -94,7 +116,12 @@ impl<K: Codec, V: Codec> Tier<K, V> {
         expires_at_ms: Option<u64>,
         resident: bool,
     ) -> bool {
-        buf.reserve(codec::HEADER_LEN + key.encoded_len_hint() + value.encoded_len_hint() + codec::TRAILER_LEN);
+        buf.reserve(
+            codec::HEADER_LEN
+                + key.encoded_len_hint()
+                + value.encoded_len_hint()
+                + codec::TRAILER_LEN,
+        );
         let mut writer = RecordWriter::new(buf);
         key.encode(writer.buf());
         writer.end_key();
@@ -135,7 +162,8 @@ where
                 if at <= wall {
                     return None;
                 }
-                now.saturating_add((at - wall).saturating_mul(1_000_000)).min(NEVER - 1)
+                now.saturating_add((at - wall).saturating_mul(1_000_000))
+                    .min(NEVER - 1)
             }
         };
         let key_at = codec::HEADER_LEN;
