@@ -185,7 +185,7 @@ impl<K, V, S> CacheBuilder<K, V, S>
 where
     K: crate::codec::Codec + std::hash::Hash + 'static,
     V: crate::codec::Codec + 'static,
-    S: std::hash::BuildHasher,
+    S: std::hash::BuildHasher + Sync,
 {
     /// Keeps entries evicted from memory in memory-mapped segment files
     /// under `config.dir`, serves memory misses from them, and finds them

@@ -3,8 +3,10 @@
 //! rebuild), each next to its raw baseline in the same round.
 //!
 //! ```text
-//! cargo run --release -p strata-benches --features spill --bin spill_io [ROUNDS] [RESTART_ENTRIES]
+//! cargo run --release -p strata-benches --features spill --bin spill_io [restart] [ROUNDS] [RESTART_ENTRIES]
 //! ```
+//!
+//! With `restart`, only the restart is measured.
 //!
 //! Defaults: 5 rounds, 1,000,000 entries of 1 KiB for the restart.
 //! Medians over the rounds are printed as a Markdown table.
@@ -120,7 +122,8 @@ fn restart(entries: usize, rounds: usize) -> (f64, f64) {
 }
 
 fn main() {
-    let mut args = std::env::args().skip(1);
+    let mut args = std::env::args().skip(1).peekable();
+    let only_restart = args.next_if_eq("restart").is_some();
     let rounds: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(5);
     let entries: usize = args
         .next()
@@ -128,14 +131,19 @@ fn main() {
         .unwrap_or(1_000_000);
     println!("| measure | strata | raw baseline | ratio |");
     println!("|---|---|---|---|");
-    for (label, size, count) in [("4 KiB", 4 << 10, 16 << 10), ("1 MiB", 1 << 20, 64)] {
+    let sizes: &[(&str, usize, usize)] = if only_restart {
+        &[]
+    } else {
+        &[("4 KiB", 4 << 10, 16 << 10), ("1 MiB", 1 << 20, 64)]
+    };
+    for &(label, size, count) in sizes {
         let (s, r) = cold_reads(size, count, rounds);
         println!(
             "| cold read {label}, GB/s (raw: plain mmap) | {s:.2} | {r:.2} | {:.2} |",
             s / r
         );
     }
-    for (label, size, count) in [("4 KiB", 4 << 10, 16 << 10), ("1 MiB", 1 << 20, 64)] {
+    for &(label, size, count) in sizes {
         let (s, r) = writes(size, count, rounds);
         println!(
             "| write {label}, GB/s (raw: pwrite append) | {s:.2} | {r:.2} | {:.2} |",

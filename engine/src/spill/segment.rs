@@ -106,7 +106,15 @@ impl Segment {
         let file = OpenOptions::new().read(true).write(true).open(path)?;
         let len = usize::try_from(file.metadata()?.len())
             .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "segment too large"))?;
-        let map = Self::map(&file, len)?;
+        // Opening scans the whole segment: fault its pages in at once.
+        let map = if len == 0 {
+            Self::map(&file, len)?
+        } else {
+            MmapOptions::new()
+                .len(len)
+                .populate()
+                .map_raw_read_only(&file)?
+        };
         Ok(Self {
             id,
             path: path.to_owned(),

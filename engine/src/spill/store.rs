@@ -153,11 +153,7 @@ impl Store {
     /// tombstone removes it) and drops whatever cannot be trusted.
     /// `rehash` turns a record's key bytes into the cache's hash (`None`:
     /// undecodable, counted as corrupt); expired records are skipped.
-    pub(crate) fn recover(
-        &self,
-        rehash: &dyn Fn(Bytes) -> Option<u64>,
-        now_ms: u64,
-    ) -> Result<(), SpillError> {
+    pub(crate) fn recover(&self, rehash: &Rehash<'_>, now_ms: u64) -> Result<(), SpillError> {
         let mut ids = Vec::new();
         let listing = fs::read_dir(&self.dir).map_err(io_error("list", &self.dir))?;
         for item in listing {
@@ -178,24 +174,48 @@ impl Store {
             bump(&self.counters.dropped_segments, 1);
         }
         let ids = &ids[keep_from..];
+        let paths: Vec<(u32, PathBuf)> = ids
+            .iter()
+            .map(|&id| (id, self.dir.join(segment::file_name(id))))
+            .collect();
+        let mut opened = Vec::new();
+        let mut scanned = Vec::new();
+        for (i, result) in scan_all(&paths, rehash, now_ms).into_iter().enumerate() {
+            match result {
+                Some((seg, scan)) => {
+                    opened.push(seg);
+                    scanned.push(scan);
+                }
+                None => {
+                    // Unreadable: like a missing one, it invalidates the
+                    // older segments too.
+                    for older in opened.drain(..) {
+                        self.delete_segment_file(older.id);
+                        bump(&self.counters.dropped_segments, 1);
+                    }
+                    scanned.clear();
+                    self.delete_segment_file(paths[i].0);
+                    bump(&self.counters.dropped_segments, 1);
+                }
+            }
+        }
         let mut writer = self.writer.lock();
         writer.next_id = ids.last().map_or(0, |&id| id.wrapping_add(1));
-        for &id in ids {
-            let path = self.dir.join(segment::file_name(id));
-            let seg = match Segment::open(&path, id) {
-                Ok(seg) => Arc::new(seg),
-                Err(_) => {
-                    // Unreadable: like a missing one, it invalidates older
-                    // segments too.
-                    self.drop_all_recovered(&mut writer);
-                    self.delete_segment_file(id);
-                    bump(&self.counters.dropped_segments, 1);
-                    continue;
-                }
-            };
-            let members = self.scan(&seg, rehash, now_ms);
-            writer.members.push_back((id, members));
-            self.segments.write().insert(id, seg);
+        let items: usize = scanned.iter().map(|s| s.items.len()).sum();
+        for shard in self.index.iter() {
+            shard.lock().reserve(items / INDEX_SHARDS + 16, |e| e.hash);
+        }
+        self.merge(&opened, &scanned);
+        for (seg, scan) in opened.into_iter().zip(scanned) {
+            bump(&self.counters.corrupt, scan.corrupt);
+            let members = scan
+                .items
+                .iter()
+                .filter(|i| i.live)
+                .map(|i| i.hash)
+                .collect();
+            writer.members.push_back((seg.id, members));
+            self.segments.write().insert(seg.id, seg);
         }
         while writer.members.len() > self.max_segments.saturating_sub(1) {
             self.reclaim_oldest(&mut writer, false);
@@ -206,75 +226,69 @@ impl Store {
         Ok(())
     }
 
-    /// Indexes the records of one segment; returns their hashes.
-    fn scan(
-        &self,
-        seg: &Arc<Segment>,
-        rehash: &dyn Fn(Bytes) -> Option<u64>,
-        now_ms: u64,
-    ) -> Vec<u64> {
-        let mut members = Vec::new();
-        let mut offset = 0;
-        let Some(whole) = seg.bytes(0, seg.len()) else {
-            return members;
-        };
-        let bytes = &whole[..];
-        while offset < bytes.len() {
-            let rest = &bytes[offset..];
-            if rest.len() < codec::HEADER_LEN || rest[..4] == [0; 4] {
-                break; // the unwritten tail
-            }
-            let len = match codec::record_len(rest) {
-                Ok(len) => len,
-                Err(DecodeError::Truncated { .. }) => break, // a torn tail
-                Err(_) => {
-                    // A damaged header: its length cannot be trusted, so
-                    // nothing after it can be found.
-                    bump(&self.counters.corrupt, 1);
-                    break;
-                }
-            };
-            let Ok(u32_offset) = u32::try_from(offset) else {
-                break;
-            };
-            match codec::decode(rest) {
-                Err(_) => bump(&self.counters.corrupt, 1),
-                Ok((record, _)) => match rehash(whole.slice_ref(record.key)) {
-                    None => bump(&self.counters.corrupt, 1),
-                    Some(hash) => {
-                        let mut shard = self.shard(hash).lock();
-                        if let Ok(found) = shard.find_entry(hash, |e| e.hash == hash) {
-                            found.remove();
-                        }
-                        let live =
-                            !record.tombstone && record.expires_at_ms.is_none_or(|at| at > now_ms);
-                        if live {
-                            let loc = Loc {
-                                segment: seg.id,
-                                offset: u32_offset,
-                                len: len as u32,
-                            };
-                            let entry = Entry {
-                                hash,
-                                loc,
-                                resident: false,
-                                hot: false,
-                            };
-                            shard.insert_unique(hash, entry, |e| e.hash);
-                            members.push(hash);
-                        }
+    /// Applies scanned records to the index in id order, then file order
+    /// (a later record of a key wins). Index shards are independent, so up
+    /// to one thread per core applies the records of its own shards.
+    fn merge(&self, segments: &[Arc<Segment>], scanned: &[Scanned]) {
+        let apply = |part: usize, parts: usize| {
+            for (seg, scan) in segments.iter().zip(scanned) {
+                for item in &scan.items {
+                    let home = (item.hash as usize) % INDEX_SHARDS;
+                    if home % parts != part {
+                        continue;
                     }
-                },
+                    let mut shard = self.index[home].lock();
+                    let found = shard.entry(item.hash, |e| e.hash == item.hash, |e| e.hash);
+                    let entry = Entry {
+                        hash: item.hash,
+                        loc: Loc {
+                            segment: seg.id,
+                            offset: item.offset,
+                            len: item.len,
+                        },
+                        resident: false,
+                        hot: false,
+                    };
+                    match (found, item.live) {
+                        (hashbrown::hash_table::Entry::Occupied(mut old), true) => {
+                            *old.get_mut() = entry
+                        }
+                        (hashbrown::hash_table::Entry::Occupied(old), false) => {
+                            old.remove();
+                        }
+                        (hashbrown::hash_table::Entry::Vacant(slot), true) => {
+                            slot.insert(entry);
+                        }
+                        (hashbrown::hash_table::Entry::Vacant(_), false) => {}
+                    }
+                }
             }
-            offset += len;
+        };
+        let parts = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(8);
+        let items: usize = scanned.iter().map(|s| s.items.len()).sum();
+        if parts <= 1 || items < 100_000 {
+            apply(0, 1);
+            return;
         }
-        members
-    }
-
-    fn drop_all_recovered(&self, writer: &mut Writer) {
-        while !writer.members.is_empty() {
-            self.reclaim_oldest(writer, false);
-        }
+        std::thread::scope(|scope| {
+            let apply = &apply;
+            let mut spawned = Vec::new();
+            for part in 1..parts {
+                match std::thread::Builder::new().spawn_scoped(scope, move || apply(part, parts)) {
+                    Ok(handle) => spawned.push(handle),
+                    // No thread: do its part here.
+                    Err(_) => apply(part, parts),
+                }
+            }
+            apply(0, parts);
+            for handle in spawned {
+                if let Err(panic) = handle.join() {
+                    std::panic::resume_unwind(panic);
+                }
+            }
+        });
     }
 
     fn delete_segment_file(&self, id: u32) {
@@ -671,6 +685,135 @@ impl std::fmt::Debug for Store {
             .field("max_segments", &self.max_segments)
             .finish_non_exhaustive()
     }
+}
+
+/// Turns a record's key bytes into the cache's hash (`None`: undecodable).
+pub(crate) type Rehash<'a> = dyn Fn(Bytes) -> Option<u64> + Sync + 'a;
+
+/// One record found by a scan.
+#[derive(Clone, Copy)]
+struct Item {
+    hash: u64,
+    offset: u32,
+    len: u32,
+    /// False for a tombstone or an expired record: it removes the key.
+    live: bool,
+}
+
+struct Scanned {
+    items: Vec<Item>,
+    corrupt: u64,
+}
+
+/// Opens and scans the segment files at `paths` on up to one thread per
+/// core (each segment is independent; the caller merges the results in
+/// order). `None` for a file that cannot be opened.
+fn scan_all(
+    paths: &[(u32, PathBuf)],
+    rehash: &Rehash<'_>,
+    now_ms: u64,
+) -> Vec<Option<(Arc<Segment>, Scanned)>> {
+    let one = |(id, path): &(u32, PathBuf)| {
+        let seg = Arc::new(Segment::open(path, *id).ok()?);
+        let scanned = scan(&seg, rehash, now_ms);
+        Some((seg, scanned))
+    };
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8)
+        .min(paths.len());
+    if threads <= 1 {
+        return paths.iter().map(one).collect();
+    }
+    let mut results: Vec<Option<Option<(Arc<Segment>, Scanned)>>> =
+        paths.iter().map(|_| None).collect();
+    std::thread::scope(|scope| {
+        let one = &one;
+        let mut handles = Vec::new();
+        for first in 0..threads {
+            let job = move || {
+                paths
+                    .iter()
+                    .enumerate()
+                    .skip(first)
+                    .step_by(threads)
+                    .map(|(i, path)| (i, one(path)))
+                    .collect::<Vec<_>>()
+            };
+            // If no thread can be started, its share runs here.
+            match std::thread::Builder::new().spawn_scoped(scope, job) {
+                Ok(handle) => handles.push(handle),
+                Err(_) => {
+                    for (i, done) in job() {
+                        results[i] = Some(done);
+                    }
+                }
+            }
+        }
+        for handle in handles {
+            match handle.join() {
+                Ok(done) => {
+                    for (i, result) in done {
+                        results[i] = Some(result);
+                    }
+                }
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        }
+    });
+    results
+        .into_iter()
+        .zip(paths)
+        .map(|(done, path)| done.unwrap_or_else(|| one(path)))
+        .collect()
+}
+
+/// The records of one segment, in file order, up to the first that
+/// cannot be stepped over (a torn tail, a damaged header or the unwritten
+/// end).
+fn scan(seg: &Arc<Segment>, rehash: &Rehash<'_>, now_ms: u64) -> Scanned {
+    let mut scanned = Scanned {
+        items: Vec::new(),
+        corrupt: 0,
+    };
+    let Some(whole) = seg.bytes(0, seg.len()) else {
+        return scanned;
+    };
+    let bytes = &whole[..];
+    let mut offset = 0;
+    while offset < bytes.len() {
+        let rest = &bytes[offset..];
+        if rest.len() < codec::HEADER_LEN || rest[..4] == [0; 4] {
+            break; // the unwritten tail
+        }
+        let len = match codec::record_len(rest) {
+            Ok(len) => len,
+            Err(DecodeError::Truncated { .. }) => break, // a torn tail
+            Err(_) => {
+                // A damaged header: its length cannot be trusted, so
+                // nothing after it can be found.
+                scanned.corrupt += 1;
+                break;
+            }
+        };
+        let (Ok(item_offset), Ok(item_len)) = (u32::try_from(offset), u32::try_from(len)) else {
+            break;
+        };
+        match codec::decode(rest) {
+            Err(_) => scanned.corrupt += 1,
+            Ok((record, _)) => match rehash(whole.slice_ref(record.key)) {
+                None => scanned.corrupt += 1,
+                Some(hash) => scanned.items.push(Item {
+                    hash,
+                    offset: item_offset,
+                    len: item_len,
+                    live: !record.tombstone && record.expires_at_ms.is_none_or(|at| at > now_ms),
+                }),
+            },
+        }
+        offset += len;
+    }
+    scanned
 }
 
 /// The directory's hasher seeds: read from its meta file, or made (and

@@ -46,7 +46,7 @@ pub(crate) fn open_tier<K, V, S>(
 where
     K: Codec + Hash + 'static,
     V: Codec + 'static,
-    S: BuildHasher,
+    S: BuildHasher + Sync,
 {
     let now_ms = clock.wall_ms(clock.now());
     let (store, seeds) = Store::open(config)?;
