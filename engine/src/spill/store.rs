@@ -708,11 +708,10 @@ struct Scanned {
 /// Opens and scans the segment files at `paths` on up to one thread per
 /// core (each segment is independent; the caller merges the results in
 /// order). `None` for a file that cannot be opened.
-fn scan_all(
-    paths: &[(u32, PathBuf)],
-    rehash: &Rehash<'_>,
-    now_ms: u64,
-) -> Vec<Option<(Arc<Segment>, Scanned)>> {
+/// A segment opened and scanned, or `None` if it could not be opened.
+type Opened = Option<(Arc<Segment>, Scanned)>;
+
+fn scan_all(paths: &[(u32, PathBuf)], rehash: &Rehash<'_>, now_ms: u64) -> Vec<Opened> {
     let one = |(id, path): &(u32, PathBuf)| {
         let seg = Arc::new(Segment::open(path, *id).ok()?);
         let scanned = scan(&seg, rehash, now_ms);
@@ -725,8 +724,7 @@ fn scan_all(
     if threads <= 1 {
         return paths.iter().map(one).collect();
     }
-    let mut results: Vec<Option<Option<(Arc<Segment>, Scanned)>>> =
-        paths.iter().map(|_| None).collect();
+    let mut results: Vec<Option<Opened>> = paths.iter().map(|_| None).collect();
     std::thread::scope(|scope| {
         let one = &one;
         let mut handles = Vec::new();
