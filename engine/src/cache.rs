@@ -404,8 +404,7 @@ where
         Q: Hash + Eq + ?Sized,
     {
         let tier = self.inner.spill.as_deref()?;
-        let now = self.inner.clock.now();
-        let found = tier.read(hash, now).filter(|f| f.key.borrow() == key);
+        let found = tier.read(hash).filter(|f| f.key.borrow() == key);
         if !promote {
             return found.map(|f| f.value);
         }
@@ -704,9 +703,8 @@ where
             let mut on_disk = None;
             if let Some(tier) = self.inner.spill.as_deref() {
                 if shard.find(hash, key).is_none() {
-                    let now = self.inner.clock.now();
                     on_disk = tier
-                        .read(hash, now)
+                        .read(hash)
                         .filter(|f| f.key.borrow() == key)
                         .map(|f| f.value);
                 }

@@ -22,8 +22,8 @@ pub(crate) struct Spilled<K, V> {
 
 pub(crate) trait SpillHook<K, V>: Send + Sync {
     /// The entry stored for `hash` (the caller compares the key), if any
-    /// and not expired at `now`.
-    fn read(&self, hash: u64, now: u64) -> Option<Spilled<K, V>>;
+    /// and not expired.
+    fn read(&self, hash: u64) -> Option<Spilled<K, V>>;
 
     /// Counts a memory miss that this tier answered or not.
     fn count_lookup(&self, hit: bool);

@@ -138,6 +138,11 @@ impl Segment {
         self.len
     }
 
+    /// The written prefix (module docs, point 1).
+    pub(crate) fn readable(&self) -> usize {
+        self.readable.load(Ordering::Acquire)
+    }
+
     /// Writes `bytes` at `offset`, which must be where the readable part
     /// ends (segments are append-only), and makes them readable.
     pub(crate) fn write_at(&self, bytes: &[u8], offset: usize) -> io::Result<()> {

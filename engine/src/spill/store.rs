@@ -60,12 +60,40 @@ struct Writer {
     failed: bool,
 }
 
+/// A live segment, and once it is complete (sealed or recovered) one
+/// `Bytes` over all of it, so that a read is a slice of it (a reference
+/// count) rather than a new owner allocation.
+struct Live {
+    segment: Arc<Segment>,
+    whole: Option<Bytes>,
+}
+
+impl Live {
+    fn new(segment: Arc<Segment>, complete: bool) -> Self {
+        let whole = complete
+            .then(|| segment.bytes(0, segment.readable()))
+            .flatten();
+        Self { segment, whole }
+    }
+
+    /// Bytes `[offset, offset + len)`, if written.
+    fn bytes(&self, offset: usize, len: usize) -> Option<Bytes> {
+        match &self.whole {
+            Some(whole) => {
+                let end = offset.checked_add(len).filter(|&end| end <= whole.len())?;
+                Some(whole.slice(offset..end))
+            }
+            None => self.segment.bytes(offset, len),
+        }
+    }
+}
+
 pub(crate) struct Store {
     dir: PathBuf,
     _lock: File,
     segment_size: usize,
     max_segments: usize,
-    segments: RwLock<BTreeMap<u32, Arc<Segment>>>,
+    segments: RwLock<BTreeMap<u32, Live>>,
     writer: Mutex<Writer>,
     index: Box<[CachePadded<Mutex<IndexShard>>]>,
     counters: Counters,
@@ -215,7 +243,7 @@ impl Store {
                 .map(|i| i.hash)
                 .collect();
             writer.members.push_back((seg.id, members));
-            self.segments.write().insert(seg.id, seg);
+            self.segments.write().insert(seg.id, Live::new(seg, true));
         }
         while writer.members.len() > self.max_segments.saturating_sub(1) {
             self.reclaim_oldest(&mut writer, false);
@@ -303,9 +331,12 @@ impl Store {
             entry.hot = true;
             entry.loc
         };
-        let seg = self.segments.read().get(&loc.segment).cloned()?;
-        seg.bytes(loc.offset as usize, loc.len as usize)
-            .map(|bytes| (bytes, loc))
+        let bytes = self
+            .segments
+            .read()
+            .get(&loc.segment)?
+            .bytes(loc.offset as usize, loc.len as usize)?;
+        Some((bytes, loc))
     }
 
     /// Counts a lookup of the spill tier.
@@ -431,7 +462,12 @@ impl Store {
             Err(_) => return,
         };
         self.counters.entries.fetch_sub(1, Ordering::Relaxed);
-        let Some(seg) = self.segments.read().get(&removed.segment).cloned() else {
+        let Some(seg) = self
+            .segments
+            .read()
+            .get(&removed.segment)
+            .map(|live| Arc::clone(&live.segment))
+        else {
             return;
         };
         let key = seg
@@ -511,7 +547,12 @@ impl Store {
         };
         writer.next_id = id.wrapping_add(1);
         writer.written = 0;
-        writer.active = None;
+        if let Some(done) = writer.active.take() {
+            // Complete now: later reads slice one `Bytes` over it.
+            if let Some(live) = self.segments.write().get_mut(&done.id) {
+                *live = Live::new(done, true);
+            }
+        }
         let mut reclaimed = Vec::new();
         while writer.members.len() >= self.max_segments {
             match self.reclaim_oldest(writer, true) {
@@ -520,7 +561,9 @@ impl Store {
             }
         }
         writer.members.push_back((id, Vec::new()));
-        self.segments.write().insert(id, Arc::clone(&seg));
+        self.segments
+            .write()
+            .insert(id, Live::new(Arc::clone(&seg), false));
         writer.active = Some(seg);
         for (victim, hot) in reclaimed {
             self.reinsert(writer, &victim, hot);
@@ -557,7 +600,11 @@ impl Store {
         self.counters.entries.fetch_sub(dropped, Ordering::Relaxed);
         bump(&self.counters.reclaimed_segments, 1);
         bump(&self.counters.reclaimed_entries, dropped);
-        let seg = self.segments.read().get(&id).cloned();
+        let seg = self
+            .segments
+            .read()
+            .get(&id)
+            .map(|live| Arc::clone(&live.segment));
         match seg {
             Some(seg) if keep_hot => Some((seg, hot)),
             _ => {
@@ -640,7 +687,12 @@ impl Store {
 
     /// Flushes every segment to the device.
     pub(crate) fn sync(&self) -> Result<(), SpillError> {
-        let segments: Vec<_> = self.segments.read().values().cloned().collect();
+        let segments: Vec<_> = self
+            .segments
+            .read()
+            .values()
+            .map(|live| Arc::clone(&live.segment))
+            .collect();
         for seg in segments {
             seg.sync().map_err(io_error("sync", &seg.path))?;
         }
@@ -671,7 +723,7 @@ impl Store {
             dropped_segments: get(&c.dropped_segments),
             entries: get(&c.entries),
             segments: segments.len() as u64,
-            disk_bytes: segments.values().map(|s| s.len() as u64).sum(),
+            disk_bytes: segments.values().map(|s| s.segment.len() as u64).sum(),
             sketch_restored: false,
         }
     }

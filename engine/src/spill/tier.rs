@@ -147,7 +147,7 @@ where
     K: Codec,
     V: Codec,
 {
-    fn read(&self, hash: u64, now: u64) -> Option<Spilled<K, V>> {
+    fn read(&self, hash: u64) -> Option<Spilled<K, V>> {
         let (bytes, loc) = self.store.read(hash)?;
         // Records were checksummed when this process wrote them or opened
         // the directory; lengths are still checked on every read.
@@ -158,6 +158,8 @@ where
         let deadline = match record.expires_at_ms {
             None => NEVER,
             Some(at) => {
+                // The clock is read only for entries that expire.
+                let now = self.clock.now();
                 let wall = self.clock.wall_ms(now);
                 if at <= wall {
                     return None;
