@@ -405,14 +405,22 @@ where
     {
         let tier = self.inner.spill.as_deref()?;
         let found = tier.read(hash).filter(|f| f.key.borrow() == key);
+        // Past its time-to-live, in its stale window: not for plain reads
+        // (promoted all the same, so that `load` can serve it as stale).
+        let stale = self.inner.windows.stale;
+        let fresh = found.as_ref().is_some_and(|f| {
+            stale == 0
+                || f.deadline == NEVER
+                || self.inner.clock.now() < f.deadline.saturating_sub(stale)
+        });
         if !promote {
-            return found.map(|f| f.value);
+            return found.filter(|_| fresh).map(|f| f.value);
         }
-        tier.count_lookup(found.is_some());
+        tier.count_lookup(fresh);
         let found = found?;
         let value = found.value.clone();
         self.promote(slot, hash, found);
-        Some(value)
+        fresh.then_some(value)
     }
 
     /// Puts an entry read from the spill tier back into memory, unless the
@@ -749,7 +757,8 @@ where
     }
 
     /// Keeps only the entries for which `keep` returns true; the others are
-    /// removed ([`RemovalCause::Removed`]).
+    /// removed ([`RemovalCause::Removed`]). Only entries held in memory are
+    /// visited, not those in a spill tier.
     ///
     /// `keep` runs while the shard's write lock is held: it must not call
     /// back into this cache, or it deadlocks.
@@ -800,8 +809,9 @@ where
         }
     }
 
-    /// An iterator over a snapshot of the entries, one shard at a time
-    /// (clones of keys and values; expired entries are skipped). Writes made
+    /// An iterator over a snapshot of the entries held in memory, one shard
+    /// at a time (clones of keys and values; expired entries and entries in
+    /// a spill tier are skipped). Writes made
     /// during the iteration may or may not be seen.
     pub fn iter(&self) -> Iter<'_, K, V, S>
     where

@@ -686,3 +686,28 @@ fn a_read_only_directory_is_a_typed_error() {
         other => panic!("expected an I/O error, got {other:?}"),
     }
 }
+
+#[test]
+fn plain_reads_never_return_a_stale_spilled_entry() {
+    let dir = TempDir::new("stale");
+    let clock = ManualClock::new();
+    let cache: Cache<u64, Bytes> = Cache::builder()
+        .max_capacity(2)
+        .shards(1)
+        .time_to_live(Duration::from_secs(10))
+        .stale_while_revalidate(Duration::from_secs(5))
+        .spawner(|_task| {})
+        .clock(clock.clone())
+        .spill(SpillConfig::new(dir.path(), 16 * MIB).segment_size(MIB))
+        .build()
+        .unwrap();
+    for key in 0..20 {
+        cache.insert(key, value(key, 64)).unwrap();
+    }
+    clock.advance(Duration::from_secs(9));
+    assert_eq!(digest(cache.peek(&5)), digest(Some(value(5, 64))), "fresh");
+    clock.advance(Duration::from_secs(3));
+    assert_eq!(digest(cache.peek(&6)), None, "stale: not for peek");
+    assert_eq!(digest(cache.get(&6)), None, "stale: not for get");
+    assert!(!cache.contains_key(&7));
+}
