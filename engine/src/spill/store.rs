@@ -292,9 +292,7 @@ impl Store {
                 }
             }
         };
-        let parts = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(8);
+        let parts = cores();
         let items: usize = scanned.iter().map(|s| s.items.len()).sum();
         if parts <= 1 || items < 100_000 {
             apply(0, 1);
@@ -739,6 +737,17 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// Threads to recover with: one per core, at most 8; one under loom, whose
+/// models may not touch their objects from threads it does not run.
+fn cores() -> usize {
+    if cfg!(strata_loom) {
+        return 1;
+    }
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8)
+}
+
 /// Turns a record's key bytes into the cache's hash (`None`: undecodable).
 pub(crate) type Rehash<'a> = dyn Fn(Bytes) -> Option<u64> + Sync + 'a;
 
@@ -769,10 +778,7 @@ fn scan_all(paths: &[(u32, PathBuf)], rehash: &Rehash<'_>, now_ms: u64) -> Vec<O
         let scanned = scan(&seg, rehash, now_ms);
         Some((seg, scanned))
     };
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(8)
-        .min(paths.len());
+    let threads = cores().min(paths.len());
     if threads <= 1 {
         return paths.iter().map(one).collect();
     }
