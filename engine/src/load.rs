@@ -352,6 +352,35 @@ where
             }
         };
         let lead = flight.map(|flight| Lead::<K, V, E>::new(flights, hash, &key, flight));
+        if let Some(lead) = lead {
+            // A write of the key may have landed between the miss above
+            // and the flight's registration (every later write invalidates
+            // the flight): that value is the answer, and a load would
+            // overwrite it. Found by loom (loom-tests/tests/single_flight.rs).
+            if let Some(value) = self.peek(&key) {
+                lead.complete(Ok(value.clone()));
+                return Ok(value);
+            }
+            return self.run_load(&key, tags, loader, Some(lead)).await;
+        }
+        self.run_load(&key, tags, loader, None).await
+    }
+
+    /// Runs `loader` (as the flight's leader when `lead` is given), stores
+    /// its value unless a write of the key invalidated the flight, and
+    /// hands the outcome to the waiters.
+    async fn run_load<F, Fut, E>(
+        &self,
+        key: &K,
+        tags: &[&str],
+        loader: F,
+        lead: Option<Lead<'_, K, V, E>>,
+    ) -> Result<V, LoadError<E>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = Result<V, E>>,
+        E: Send + Sync + 'static,
+    {
         match catch_unwind(loader()).await {
             Ok(Ok(value)) => {
                 let own = lead.as_ref().map(|lead| &lead.flight);

@@ -1,5 +1,6 @@
 //! Expiry racing a read and a re-insert.
 #![cfg(strata_loom)]
+#![allow(clippy::unwrap_used)]
 
 use std::time::Duration;
 

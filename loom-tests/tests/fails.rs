@@ -1,6 +1,7 @@
 //! Evidence that the models can fail: a deliberately racy use of the
 //! cache that loom must catch.
 #![cfg(strata_loom)]
+#![allow(clippy::unwrap_used)]
 
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::sync::Arc;

@@ -1,5 +1,6 @@
 //! One shard under a hit, an update and an eviction at once.
 #![cfg(strata_loom)]
+#![allow(clippy::unwrap_used)]
 
 use loom::sync::{Arc, Mutex};
 use loom::thread;
@@ -22,8 +23,9 @@ fn cache_with_listener(capacity: u64) -> (Cache<u64, u64, Hasher>, Gone) {
     (cache, gone)
 }
 
-/// Invariant: a reader sees a key's old value, its new value or nothing,
-/// never another; every value ever inserted is, at the end, either still
+/// Three threads: a reader, a writer (an update, then an insert that
+/// evicts), and a remover. Invariant: a reader sees a key's old value, its
+/// new value or nothing, never another; a removed key stays removed; every value ever inserted is, at the end, either still
 /// cached or was handed to the listener, exactly once (none lost, none
 /// both evicted and still returned); the weight is within capacity; and
 /// the counters add up.
@@ -44,14 +46,17 @@ fn hit_update_and_eviction_on_one_shard() {
                 cache.insert(3, 30).unwrap();
             })
         };
+        let removed = cache.remove(&2);
         let seen = reader.join().unwrap();
         writer.join().unwrap();
         assert!(matches!(seen, None | Some(10) | Some(11)), "{seen:?}");
+        assert!(matches!(removed, None | Some(20)), "{removed:?}");
 
         let mut values: Vec<u64> = cache.iter().map(|(_, v)| v).collect();
         values.extend(gone.lock().unwrap().iter().map(|&(_, v, _)| v));
         values.sort_unstable();
         assert_eq!(values, [10, 11, 20, 30], "each value leaves exactly once");
+        assert_eq!(cache.peek(&2), None);
         assert_ne!(cache.peek(&1), Some(10), "the overwritten value is gone");
 
         let stats = cache.stats();

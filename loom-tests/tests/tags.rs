@@ -1,5 +1,6 @@
 //! The tag index against an invalidation and a tagged insert.
 #![cfg(strata_loom)]
+#![allow(clippy::unwrap_used)]
 
 use loom::thread;
 use strata::ManualClock;

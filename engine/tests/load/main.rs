@@ -335,3 +335,74 @@ fn a_tag_invalidation_during_a_tagged_load_wins() {
     assert_eq!(cache.invalidate_tag("team"), 1);
     assert_eq!(cache.get(&2), None);
 }
+
+/// Races a `get_or_load` of a fresh key against a plain `insert` of it,
+/// `rounds` times on two threads; returns how many rounds ended with the
+/// loaded value over the inserted one (the loader runs only if the load
+/// missed first; its result must then lose to the insert either way).
+/// The window (a miss, then the flight registered) is a few hundred
+/// nanoseconds, so it takes many rounds to hit; loom found it at once
+/// (`loom-tests/tests/single_flight.rs`).
+fn load_vs_insert_rounds(rounds: u32) -> (u32, u32) {
+    let cache: Cache<u32, u32> = Cache::new(1 << 20);
+    let barrier = std::sync::Barrier::new(2);
+    let loads = AtomicUsize::new(0);
+    let mut overwritten = 0;
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            for key in 0..rounds {
+                barrier.wait();
+                block_on(cache.get_or_load(key, || async {
+                    loads.fetch_add(1, Ordering::Relaxed);
+                    1
+                }));
+                barrier.wait();
+            }
+        });
+        for key in 0..rounds {
+            barrier.wait();
+            cache.insert(key, 2).unwrap();
+            barrier.wait();
+            if cache.get(&key) == Some(1) {
+                overwritten += 1;
+            }
+        }
+    });
+    (overwritten, loads.load(Ordering::Relaxed) as u32)
+}
+
+#[test]
+fn a_load_that_missed_before_an_insert_never_overwrites_it() {
+    let (overwritten, loads) = load_vs_insert_rounds(30_000);
+    assert_eq!(overwritten, 0, "{loads} loads ran");
+}
+
+#[test]
+fn two_racing_misses_load_once() {
+    // The second caller used to miss, then find the first one's flight
+    // already gone (value stored) and load again. Found by loom
+    // (`loom-tests/tests/single_flight.rs`).
+    let rounds = 30_000;
+    let cache: Cache<u32, u32> = Cache::new(1 << 20);
+    let barrier = std::sync::Barrier::new(2);
+    let loads = AtomicUsize::new(0);
+    let load = |key| {
+        block_on(cache.get_or_load(key, || async {
+            loads.fetch_add(1, Ordering::Relaxed);
+            1
+        }))
+    };
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            for key in 0..rounds {
+                barrier.wait();
+                load(key);
+            }
+        });
+        for key in 0..rounds {
+            barrier.wait();
+            load(key);
+        }
+    });
+    assert_eq!(loads.load(Ordering::Relaxed), rounds as usize);
+}
