@@ -23,6 +23,18 @@ fn is_value_of(key: u64, v: &Bytes) -> bool {
     *v == value(key)
 }
 
+/// A one-entry cache spilling into two 64 KiB segments at most.
+fn open(dir: &PathBuf) -> Cache<u64, Bytes, Hasher> {
+    Cache::builder()
+        .max_capacity(1)
+        .shards(1)
+        .clock(ManualClock::new())
+        .hasher(hasher())
+        .spill(SpillConfig::new(dir, 128 << 10).segment_size(64 << 10))
+        .build()
+        .expect("spill directory")
+}
+
 fn scratch(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!("strata-loom-{name}-{}", std::process::id()))
 }
@@ -41,14 +53,7 @@ fn publish_read_and_reclaim() {
     let dir = scratch("spill");
     model(move || {
         let _ = std::fs::remove_dir_all(&dir);
-        let cache: Cache<u64, Bytes, Hasher> = Cache::builder()
-            .max_capacity(1)
-            .shards(1)
-            .clock(ManualClock::new())
-            .hasher(hasher())
-            .spill(SpillConfig::new(&dir, 128 << 10).segment_size(64 << 10))
-            .build()
-            .expect("spill directory");
+        let cache = open(&dir);
         for key in 0..7 {
             cache.insert(key, value(key)).unwrap();
         }
@@ -80,17 +85,7 @@ fn remove_races_a_promotion() {
     let dir = scratch("promote");
     model(move || {
         let _ = std::fs::remove_dir_all(&dir);
-        let open = || -> Cache<u64, Bytes, Hasher> {
-            Cache::builder()
-                .max_capacity(1)
-                .shards(1)
-                .clock(ManualClock::new())
-                .hasher(hasher())
-                .spill(SpillConfig::new(&dir, 128 << 10).segment_size(64 << 10))
-                .build()
-                .expect("spill directory")
-        };
-        let cache = open();
+        let cache = open(&dir);
         for key in 0..3 {
             cache.insert(key, value(key)).unwrap();
         }
@@ -107,7 +102,7 @@ fn remove_races_a_promotion() {
             "removed, then promoted back"
         );
         drop(cache);
-        assert!(open().peek(&on_disk).is_none(), "back after a restart");
+        assert!(open(&dir).peek(&on_disk).is_none(), "back after a restart");
     });
     let _ = std::fs::remove_dir_all(scratch("promote"));
 }

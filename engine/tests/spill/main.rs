@@ -64,6 +64,13 @@ fn digest(v: Option<Bytes>) -> Option<(usize, u64)> {
     })
 }
 
+/// Inserts `value(key, len)` for every key of `keys`.
+fn put_all(cache: &Cache<u64, Bytes>, keys: impl IntoIterator<Item = u64>, len: usize) {
+    for key in keys {
+        cache.insert(key, value(key, len)).unwrap();
+    }
+}
+
 fn open(
     dir: &Path,
     capacity: u64,
@@ -81,9 +88,7 @@ fn open(
 fn evicted_entries_are_read_back_from_disk() {
     let dir = TempDir::new("evict");
     let cache = open(dir.path(), 10, |c| c);
-    for key in 0..1000 {
-        cache.insert(key, value(key, 1000)).unwrap();
-    }
+    put_all(&cache, 0..1000, 1000);
     assert!(cache.len() <= 10);
     let stats = cache.stats();
     assert!(stats.spill.writes >= 900, "{stats:?}");
@@ -108,9 +113,7 @@ fn evicted_entries_are_read_back_from_disk() {
 fn a_later_write_always_wins_over_the_disk() {
     let dir = TempDir::new("wins");
     let cache = open(dir.path(), 4, |c| c);
-    for key in 0..100 {
-        cache.insert(key, value(key, 100)).unwrap();
-    }
+    put_all(&cache, 0..100, 100);
     // Key 5 is on disk; replace it, then let the new value be evicted too.
     cache.insert(5, value(5_000, 100)).unwrap();
     assert_eq!(digest(cache.get(&5)), digest(Some(value(5_000, 100))));
@@ -129,9 +132,7 @@ fn restart_restores_intact_entries_and_never_removed_ones() {
     let dir = TempDir::new("restart");
     {
         let cache = open(dir.path(), 8, |c| c);
-        for key in 0..500 {
-            cache.insert(key, value(key, 500)).unwrap();
-        }
+        put_all(&cache, 0..500, 500);
         for key in (0..500).step_by(7) {
             cache.remove(&key);
         }
@@ -162,9 +163,7 @@ fn without_persist_only_spilled_entries_survive_and_removals_stick() {
     let dir = TempDir::new("nopersist");
     {
         let cache = open(dir.path(), 4, |c| c);
-        for key in 0..100 {
-            cache.insert(key, value(key, 64)).unwrap();
-        }
+        put_all(&cache, 0..100, 64);
         // Spilled, then removed or replaced (the new value only in memory).
         cache.remove(&10);
         cache.insert(11, value(1_111, 64)).unwrap();
@@ -188,9 +187,7 @@ fn write_on_insert_needs_no_persist() {
     let dir = TempDir::new("through");
     {
         let cache = open(dir.path(), 1000, |c| c.write_on_insert(true));
-        for key in 0..100 {
-            cache.insert(key, value(key, 64)).unwrap();
-        }
+        put_all(&cache, 0..100, 64);
         cache.insert(3, value(333, 64)).unwrap();
         cache.remove(&4);
         assert_eq!(
@@ -222,9 +219,7 @@ fn expired_entries_are_misses_on_disk_and_after_restart() {
     };
     {
         let cache = build(&clock);
-        for key in 0..50 {
-            cache.insert(key, value(key, 64)).unwrap();
-        }
+        put_all(&cache, 0..50, 64);
         clock.advance(Duration::from_secs(30));
         assert_eq!(
             digest(cache.get(&1)),
@@ -338,9 +333,7 @@ fn bad_sizes_and_paths_are_typed_errors() {
 /// Fills a directory with spilled entries 0..200 and returns the segments.
 fn filled(dir: &TempDir) -> Vec<PathBuf> {
     let cache = open(dir.path(), 4, |c| c);
-    for key in 0..200 {
-        cache.insert(key, value(key, 20_000)).unwrap();
-    }
+    put_all(&cache, 0..200, 20_000);
     cache.persist().unwrap();
     drop(cache);
     let segments = dir.segments();
@@ -486,9 +479,7 @@ fn clear_forgets_the_disk_too() {
     let dir = TempDir::new("clear");
     {
         let cache = open(dir.path(), 4, |c| c);
-        for key in 0..100 {
-            cache.insert(key, value(key, 64)).unwrap();
-        }
+        put_all(&cache, 0..100, 64);
         cache.clear();
         assert_eq!(digest(cache.get(&50)), digest(None));
         assert_eq!(cache.stats().spill.entries, 0);
@@ -631,9 +622,7 @@ fn a_full_disk_is_counted_and_memory_works_on() {
         .spill(SpillConfig::new(disk.0.path().join("spill"), 64 * MIB).segment_size(MIB))
         .build()
         .unwrap();
-    for key in 0..400 {
-        cache.insert(key, value(key, 20_000)).unwrap();
-    }
+    put_all(&cache, 0..400, 20_000);
     let stats = cache.stats().spill;
     assert!(stats.write_errors > 0, "{stats:?}");
     assert!(stats.writes > 50, "{stats:?}");
@@ -670,9 +659,7 @@ fn a_read_only_directory_is_a_typed_error() {
     let dir = disk.0.path().join("spill");
     {
         let cache = open(&dir, 4, |c| c);
-        for key in 0..50 {
-            cache.insert(key, value(key, 1000)).unwrap();
-        }
+        put_all(&cache, 0..50, 1000);
     }
     disk.remount_read_only();
     let opened: Result<Cache<u64, Bytes>, _> = Cache::builder()
@@ -701,9 +688,7 @@ fn plain_reads_never_return_a_stale_spilled_entry() {
         .spill(SpillConfig::new(dir.path(), 16 * MIB).segment_size(MIB))
         .build()
         .unwrap();
-    for key in 0..20 {
-        cache.insert(key, value(key, 64)).unwrap();
-    }
+    put_all(&cache, 0..20, 64);
     clock.advance(Duration::from_secs(9));
     assert_eq!(digest(cache.peek(&5)), digest(Some(value(5, 64))), "fresh");
     clock.advance(Duration::from_secs(3));
