@@ -1,0 +1,228 @@
+//! A caching reverse proxy: hyper in front, `strata_tower::CacheLayer` in
+//! the middle, a hyper client to the upstream behind it.
+//!
+//! ```text
+//! cargo run --release -p strata-tower --example proxy -- \
+//!     --upstream http://127.0.0.1:8080 --listen 127.0.0.1:3000 [--memory BYTES]
+//! ```
+//!
+//! Every method is forwarded; GET and HEAD are cached per RFC 9111; each
+//! response carries `Cache-Status`. Without `--upstream`, a small demo
+//! origin starts on a free port and the proxy prints what to `curl`.
+#![forbid(unsafe_code)]
+#![allow(clippy::unwrap_used)]
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{header, HeaderValue, Request, Response, StatusCode, Uri};
+use http_body_util::{Either, Full};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::service::TowerToHyperService;
+use strata_tower::CacheLayer;
+use tokio::net::TcpListener;
+
+type UpstreamBody = Either<Incoming, Full<Bytes>>;
+
+struct Args {
+    upstream: Option<String>,
+    listen: String,
+    memory: u64,
+}
+
+fn usage(problem: &str) -> ! {
+    eprintln!("proxy: {problem}");
+    eprintln!("usage: proxy [--upstream http://HOST:PORT] [--listen ADDR:PORT] [--memory BYTES]");
+    std::process::exit(2);
+}
+
+fn parse_args() -> Args {
+    let mut args = Args {
+        upstream: None,
+        listen: "127.0.0.1:3000".into(),
+        memory: 256 << 20,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || {
+            it.next()
+                .unwrap_or_else(|| usage(&format!("{flag} needs a value")))
+        };
+        match flag.as_str() {
+            "--upstream" => args.upstream = Some(value()),
+            "--listen" => args.listen = value(),
+            "--memory" => {
+                let v = value();
+                args.memory = v.parse().unwrap_or_else(|_| {
+                    usage(&format!("--memory takes a number of bytes, got {v:?}"))
+                });
+            }
+            "-h" | "--help" => usage("a caching reverse proxy"),
+            other => usage(&format!("unknown argument {other:?}")),
+        }
+    }
+    args
+}
+
+/// The upstream's scheme and authority, checked.
+fn upstream_authority(url: &str) -> Result<String, String> {
+    let uri: Uri = url
+        .parse()
+        .map_err(|e| format!("--upstream {url:?} is not a URL: {e}"))?;
+    if uri.scheme_str() != Some("http") {
+        return Err(format!("--upstream {url:?} must be an http:// URL"));
+    }
+    let authority = uri
+        .authority()
+        .ok_or_else(|| format!("--upstream {url:?} has no host"))?;
+    Ok(authority.to_string())
+}
+
+#[tokio::main]
+async fn main() {
+    let args = parse_args();
+    let upstream = match &args.upstream {
+        Some(url) => upstream_authority(url).unwrap_or_else(|e| usage(&e)),
+        None => {
+            let origin = demo_origin().await;
+            println!("demo origin on http://{origin}");
+            origin.to_string()
+        }
+    };
+    let listener = match TcpListener::bind(&args.listen).await {
+        Ok(listener) => listener,
+        Err(e) => {
+            eprintln!("proxy: cannot listen on {}: {e}", args.listen);
+            std::process::exit(1);
+        }
+    };
+    let here = listener.local_addr().unwrap();
+    println!("caching proxy on http://{here} -> http://{upstream}");
+    if args.upstream.is_none() {
+        println!("try:");
+        println!("  curl -si http://{here}/slow        # 500 ms, then instant from cache");
+        println!("  curl -si http://{here}/etag        # revalidated: 304 from the origin");
+        println!("  curl -si http://{here}/large -o /dev/null -w '%{{size_download}}\\n'");
+    }
+    let layer = CacheLayer::new(args.memory).unwrap_or_else(|e| usage(&e.to_string()));
+    let client = Client::builder(TokioExecutor::new()).build_http::<Incoming>();
+    let forward = tower::service_fn(move |mut request: Request<Incoming>| {
+        let client = client.clone();
+        let upstream = upstream.clone();
+        async move {
+            let target = request
+                .uri()
+                .path_and_query()
+                .map_or("/", |p| p.as_str())
+                .to_owned();
+            match format!("http://{upstream}{target}").parse::<Uri>() {
+                Ok(uri) => *request.uri_mut() = uri,
+                Err(_) => return Ok::<_, Infallible>(error(StatusCode::BAD_REQUEST, "bad target")),
+            }
+            match client.request(request).await {
+                Ok(response) => Ok(response.map(Either::Left)),
+                Err(e) => Ok(error(
+                    StatusCode::BAD_GATEWAY,
+                    &format!("upstream {upstream} unreachable: {e}"),
+                )),
+            }
+        }
+    });
+    let service = tower::ServiceBuilder::new().layer(layer).service(forward);
+    loop {
+        let (stream, _) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                eprintln!("proxy: accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let service = TowerToHyperService::new(service.clone());
+        tokio::spawn(async move {
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+/// A 502 (or other) made here, saying why in `Proxy-Status` (RFC 9209).
+fn error(status: StatusCode, why: &str) -> Response<UpstreamBody> {
+    let mut response = Response::new(Either::Right(Full::new(Bytes::from(format!("{why}\n")))));
+    *response.status_mut() = status;
+    let detail = format!("strata-proxy; error=connection_refused; details={why:?}");
+    if let Ok(value) = HeaderValue::from_str(&detail) {
+        response.headers_mut().insert("proxy-status", value);
+    }
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// The demo origin: `/slow` (500 ms, fresh for 30 s), `/etag` (always
+/// revalidated, answers If-None-Match with 304), `/large` (1 MiB).
+async fn demo_origin() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let large = Bytes::from(vec![b'x'; 1 << 20]);
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let large = large.clone();
+            let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+                let large = large.clone();
+                async move {
+                    let mut response = Response::builder();
+                    let body = match request.uri().path() {
+                        "/slow" => {
+                            tokio::time::sleep(Duration::from_millis(500)).await;
+                            response = response.header(header::CACHE_CONTROL, "max-age=30");
+                            Bytes::from_static(b"slow answer\n")
+                        }
+                        "/etag" => {
+                            response = response
+                                .header(header::CACHE_CONTROL, "no-cache")
+                                .header(header::ETAG, "\"v1\"");
+                            if request.headers().get(header::IF_NONE_MATCH)
+                                == Some(&HeaderValue::from_static("\"v1\""))
+                            {
+                                response = response.status(StatusCode::NOT_MODIFIED);
+                                Bytes::new()
+                            } else {
+                                Bytes::from_static(b"tagged answer\n")
+                            }
+                        }
+                        "/large" => {
+                            response = response.header(header::CACHE_CONTROL, "max-age=300");
+                            large
+                        }
+                        _ => {
+                            response = response.status(StatusCode::NOT_FOUND);
+                            Bytes::from_static(b"not found\n")
+                        }
+                    };
+                    Ok::<_, Infallible>(
+                        response
+                            .header(header::CONTENT_LENGTH, body.len())
+                            .body(Full::new(body))
+                            .unwrap(),
+                    )
+                }
+            });
+            tokio::spawn(async move {
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}

@@ -1,0 +1,165 @@
+//! What the cache stores per resource: its responses, one per variant.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName};
+use http::StatusCode;
+
+use crate::key::VaryKey;
+use crate::policy::freshness::{self, Timing};
+use crate::policy::Directives;
+
+/// One stored response.
+#[derive(Debug)]
+pub(crate) struct Stored {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Bytes,
+    pub(crate) timing: Timing,
+    pub(crate) vary: VaryKey,
+    pub(crate) directives: Directives,
+    /// Freshness (seconds) the layer gives this response when it has none
+    /// of its own, or always when `Cache-Control` is not respected.
+    pub(crate) fallback: Option<u64>,
+    /// `Cache-Control` is not respected: `fallback` decides.
+    pub(crate) override_cc: bool,
+}
+
+impl Stored {
+    pub(crate) fn age(&self, now: SystemTime) -> u64 {
+        freshness::current_age(&self.headers, self.timing, now)
+    }
+
+    pub(crate) fn lifetime(&self, shared: bool) -> Option<u64> {
+        if self.override_cc {
+            return self.fallback;
+        }
+        freshness::freshness_lifetime(
+            self.status,
+            &self.headers,
+            &self.directives,
+            self.timing,
+            shared,
+        )
+        .or(self.fallback)
+    }
+
+    pub(crate) fn has_validator(&self) -> bool {
+        self.headers.contains_key(header::ETAG) || self.headers.contains_key(header::LAST_MODIFIED)
+    }
+
+    /// Bytes this response costs, roughly (the weigher's input).
+    pub(crate) fn weight(&self) -> usize {
+        let headers: usize = self
+            .headers
+            .iter()
+            .map(|(n, v)| n.as_str().len() + v.len() + 32)
+            .sum();
+        self.body.len() + headers + 128
+    }
+
+    /// This response with its headers updated by a 304 (RFC 9111 §4.3.4).
+    pub(crate) fn refreshed(&self, not_modified: &HeaderMap, timing: Timing) -> Self {
+        let mut headers = self.headers.clone();
+        let mut replaced: Vec<HeaderName> = Vec::new();
+        for (name, value) in not_modified {
+            if name == header::CONTENT_LENGTH || is_hop_by_hop(name) || name == header::SET_COOKIE {
+                continue;
+            }
+            if !replaced.contains(name) {
+                headers.remove(name);
+                replaced.push(name.clone());
+            }
+            headers.append(name.clone(), value.clone());
+        }
+        let directives = Directives::from_headers(&headers, false);
+        Self {
+            status: self.status,
+            headers,
+            body: self.body.clone(),
+            timing,
+            vary: self.vary.clone(),
+            directives,
+            fallback: self.fallback,
+            override_cc: self.override_cc,
+        }
+    }
+}
+
+/// The responses stored for one resource (primary key), newest first.
+pub(crate) type Variants = Arc<Vec<Arc<Stored>>>;
+
+/// The most variants kept per resource.
+pub(crate) const MAX_VARIANTS: usize = 8;
+
+/// `variants` with `new` in front and any older response for the same
+/// secondary key dropped.
+pub(crate) fn with_variant(variants: Option<&Variants>, new: Stored) -> Variants {
+    let vary = new.vary.clone();
+    let mut list = vec![Arc::new(new)];
+    if let Some(old) = variants {
+        list.extend(old.iter().filter(|s| s.vary != vary).cloned());
+    }
+    list.truncate(MAX_VARIANTS);
+    Arc::new(list)
+}
+
+/// Headers that describe one connection, never stored (RFC 9110 §7.6.1).
+pub(crate) fn is_hop_by_hop(name: &HeaderName) -> bool {
+    matches!(
+        name.as_str(),
+        "connection"
+            | "keep-alive"
+            | "proxy-connection"
+            | "proxy-authenticate"
+            | "proxy-authorization"
+            | "te"
+            | "trailer"
+            | "transfer-encoding"
+            | "upgrade"
+    )
+}
+
+/// The response headers to store: without hop-by-hop fields, the fields
+/// `Connection` names, and `Set-Cookie` (never replayed to another client);
+/// with an allowlist, only its fields (and the ones caching needs).
+pub(crate) fn storable_headers(headers: &HeaderMap, allowlist: Option<&[HeaderName]>) -> HeaderMap {
+    let named: Vec<String> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|f| f.trim().to_ascii_lowercase())
+        .collect();
+    let essential = [
+        header::CACHE_CONTROL,
+        header::CONTENT_TYPE,
+        header::CONTENT_LENGTH,
+        header::CONTENT_ENCODING,
+        header::DATE,
+        header::ETAG,
+        header::EXPIRES,
+        header::LAST_MODIFIED,
+        header::VARY,
+        header::AGE,
+    ];
+    let mut kept = HeaderMap::with_capacity(headers.len());
+    for (name, value) in headers {
+        if is_hop_by_hop(name)
+            || named.iter().any(|n| n == name.as_str())
+            || name == header::SET_COOKIE
+            || name.as_str() == "set-cookie2"
+        {
+            continue;
+        }
+        if let Some(allowed) = allowlist {
+            if !allowed.contains(name) && !essential.contains(name) {
+                continue;
+            }
+        }
+        kept.append(name.clone(), value.clone());
+    }
+    kept
+}

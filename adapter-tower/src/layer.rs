@@ -1,0 +1,239 @@
+//! [`CacheLayer`]: the settings and the shared store, cheap to clone.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::header::HeaderName;
+use strata::{Cache, ConfigError};
+
+use crate::entry::Variants;
+use crate::key::KeyExtractor;
+use crate::service::CacheService;
+
+/// Settings of a [`CacheLayer`]; see [`CacheLayerBuilder`] for each one's
+/// meaning and default.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Config {
+    /// Bytes of responses (bodies and headers) held in memory.
+    pub max_capacity: u64,
+    /// Act as a shared cache (the default: `s-maxage`, `private` and
+    /// `Authorization` rules apply) or as a private one.
+    pub shared: bool,
+    /// Larger bodies stream through without being stored.
+    pub max_body_size: usize,
+    /// Smaller bodies are not stored.
+    pub min_body_size: usize,
+    /// Freshness for responses that carry no explicit freshness of their
+    /// own (instead of the heuristic); `None`: RFC 9111 heuristics only.
+    pub ttl: Option<Duration>,
+    /// Freshness for error responses (4xx/5xx) without explicit freshness.
+    pub negative_ttl: Option<Duration>,
+    /// Obey response `Cache-Control` (the default). When false, every
+    /// storable response is kept for `ttl` whatever its directives say
+    /// (but `no-store`, `private`, `Set-Cookie` rules still hold).
+    pub respect_cache_control: bool,
+    /// Store only these response headers (plus those caching itself
+    /// needs); `None`: all but hop-by-hop fields and `Set-Cookie`.
+    pub header_allowlist: Option<Vec<HeaderName>>,
+    /// How resources are named.
+    pub key: KeyExtractor,
+    /// Store responses without a `Content-Length` (buffering them whole,
+    /// up to `max_body_size`) instead of streaming them through.
+    pub buffer_unsized: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            max_capacity: 64 << 20,
+            shared: true,
+            max_body_size: 8 << 20,
+            min_body_size: 0,
+            ttl: None,
+            negative_ttl: None,
+            respect_cache_control: true,
+            header_allowlist: None,
+            key: KeyExtractor::default(),
+            buffer_unsized: false,
+        }
+    }
+}
+
+/// A Tower layer that caches HTTP responses per RFC 9111 in a
+/// [`strata::Cache`]. Clones share one store.
+///
+/// ```
+/// use strata_tower::CacheLayer;
+///
+/// let layer = CacheLayer::builder().max_capacity(256 << 20).build()?;
+/// let svc = tower::ServiceBuilder::new()
+///     .layer(layer)
+///     .service(tower::service_fn(|_req: http::Request<String>| async {
+///         Ok::<_, std::convert::Infallible>(http::Response::new(String::from("hi")))
+///     }));
+/// # let _ = svc;
+/// # Ok::<(), strata::ConfigError>(())
+/// ```
+#[derive(Clone)]
+pub struct CacheLayer {
+    pub(crate) shared: Arc<Shared>,
+}
+
+pub(crate) struct Shared {
+    pub(crate) config: Config,
+    pub(crate) store: Cache<String, Variants>,
+}
+
+impl CacheLayer {
+    /// A layer with default settings holding `max_capacity` bytes.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] for a capacity of zero.
+    pub fn new(max_capacity: u64) -> Result<Self, ConfigError> {
+        Self::builder().max_capacity(max_capacity).build()
+    }
+
+    /// A builder for every setting.
+    pub fn builder() -> CacheLayerBuilder {
+        CacheLayerBuilder {
+            config: Config::default(),
+        }
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &Config {
+        &self.shared.config
+    }
+
+    /// The engine's counters (entries, weight in bytes, hits, evictions).
+    pub fn stats(&self) -> strata::Stats {
+        self.shared.store.stats()
+    }
+
+    /// Drops every stored response.
+    pub fn clear(&self) {
+        self.shared.store.clear();
+    }
+}
+
+impl fmt::Debug for CacheLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CacheLayer")
+            .field("config", &self.shared.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> tower_layer::Layer<S> for CacheLayer {
+    type Service = CacheService<S>;
+
+    fn layer(&self, inner: S) -> CacheService<S> {
+        CacheService {
+            inner,
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+/// Builds a [`CacheLayer`].
+#[must_use]
+#[derive(Clone, Debug)]
+pub struct CacheLayerBuilder {
+    config: Config,
+}
+
+impl CacheLayerBuilder {
+    /// Bytes of responses held in memory. Default 64 MiB.
+    pub fn max_capacity(mut self, bytes: u64) -> Self {
+        self.config.max_capacity = bytes;
+        self
+    }
+
+    /// Behave as a private (single-user) cache: `private` responses are
+    /// stored, `s-maxage` is ignored. Default: shared.
+    pub fn private(mut self) -> Self {
+        self.config.shared = false;
+        self
+    }
+
+    /// Bodies larger than this stream through unstored. Default 8 MiB
+    /// (lowered to what one entry of the store may weigh).
+    pub fn max_body_size(mut self, bytes: usize) -> Self {
+        self.config.max_body_size = bytes;
+        self
+    }
+
+    /// Bodies smaller than this are not stored. Default 0.
+    pub fn min_body_size(mut self, bytes: usize) -> Self {
+        self.config.min_body_size = bytes;
+        self
+    }
+
+    /// Freshness for responses without explicit freshness. Default none.
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.config.ttl = Some(ttl);
+        self
+    }
+
+    /// Freshness for 4xx/5xx responses without explicit freshness.
+    /// Default none.
+    pub fn negative_ttl(mut self, ttl: Duration) -> Self {
+        self.config.negative_ttl = Some(ttl);
+        self
+    }
+
+    /// Whether response `Cache-Control` is obeyed. Default true.
+    pub fn respect_cache_control(mut self, yes: bool) -> Self {
+        self.config.respect_cache_control = yes;
+        self
+    }
+
+    /// Store only these response headers (plus those caching needs).
+    pub fn header_allowlist(mut self, names: impl IntoIterator<Item = HeaderName>) -> Self {
+        self.config.header_allowlist = Some(names.into_iter().collect());
+        self
+    }
+
+    /// How resources are named. Default [`KeyExtractor::PathAndQuery`].
+    pub fn key(mut self, key: KeyExtractor) -> Self {
+        self.config.key = key;
+        self
+    }
+
+    /// Store responses without a `Content-Length` too. Default false.
+    pub fn buffer_unsized(mut self, yes: bool) -> Self {
+        self.config.buffer_unsized = yes;
+        self
+    }
+
+    /// The settings so far.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Builds the layer and its store.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError`] for a capacity of zero or beyond the engine's.
+    pub fn build(self) -> Result<CacheLayer, ConfigError> {
+        let mut config = self.config;
+        let store: Cache<String, Variants> = Cache::builder()
+            .max_capacity(config.max_capacity)
+            .weigher(|_key: &String, variants: &Variants| {
+                let bytes: usize = variants.iter().map(|s| s.weight()).sum();
+                u32::try_from(bytes).unwrap_or(u32::MAX)
+            })
+            .build()?;
+        let per_entry = config.max_capacity / store.shard_count() as u64;
+        config.max_body_size = config
+            .max_body_size
+            .min(usize::try_from(per_entry / 2).unwrap_or(usize::MAX));
+        Ok(CacheLayer {
+            shared: Arc::new(Shared { config, store }),
+        })
+    }
+}

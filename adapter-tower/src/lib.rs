@@ -1,0 +1,65 @@
+//! strata-tower: an HTTP caching layer for [Tower](https://docs.rs/tower)
+//! services, following RFC 9111, on the [`strata`] engine.
+//!
+//! [`CacheLayer`] wraps any `Service<http::Request<B>>` returning
+//! `http::Response<ResB>` (an `http-body` 1.x body of `Bytes`):
+//!
+//! - responses are stored when RFC 9111 allows (shared-cache rules by
+//!   default: `s-maxage`, `private`, `Authorization`), keyed by authority
+//!   and target, with `Vary` selecting among a resource's responses;
+//! - a fresh stored response answers `GET` and `HEAD` with an `Age`; a
+//!   stale one is revalidated with its `ETag` / `Last-Modified` and
+//!   refreshed by a 304; `no-cache`, `max-age`, `max-stale`, `min-fresh`,
+//!   `only-if-cached`, `must-revalidate`, `proxy-revalidate` and `Pragma:
+//!   no-cache` are honoured; `If-None-Match` / `If-Modified-Since` are
+//!   answered with 304 from the store;
+//! - `POST`, `PUT`, `DELETE`, `PATCH` and unknown methods invalidate the
+//!   target and its `Location` / `Content-Location` on the same authority;
+//! - `Set-Cookie` and hop-by-hop fields are never stored;
+//! - bodies without a `Content-Length`, larger than `max_body_size`, or of
+//!   type `text/event-stream` stream through without being buffered;
+//! - every response says what happened in `Cache-Status` (RFC 9211).
+//!
+//! ```
+//! use std::convert::Infallible;
+//! use http::{Request, Response};
+//! use http_body_util::{BodyExt, Full};
+//! use bytes::Bytes;
+//! use strata_tower::CacheLayer;
+//! use tower::{Service, ServiceBuilder, ServiceExt};
+//!
+//! # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
+//! let origin = tower::service_fn(|_req: Request<()>| async {
+//!     Ok::<_, Infallible>(
+//!         Response::builder()
+//!             .header("cache-control", "max-age=60")
+//!             .header("content-length", "5")
+//!             .body(Full::new(Bytes::from_static(b"hello")))
+//!             .unwrap(),
+//!     )
+//! });
+//! let mut svc = ServiceBuilder::new().layer(CacheLayer::new(64 << 20)?).service(origin);
+//! let get = || Request::get("http://example.com/a").body(()).unwrap();
+//! let first = svc.ready().await?.call(get()).await?;
+//! assert!(first.headers()["cache-status"].to_str()?.contains("stored"));
+//! let second = svc.ready().await?.call(get()).await?;
+//! assert!(second.headers()["cache-status"].to_str()?.contains("hit"));
+//! assert_eq!(second.into_body().collect().await?.to_bytes(), "hello");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # })?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs, missing_debug_implementations)]
+
+mod body;
+mod entry;
+pub mod key;
+mod layer;
+pub mod policy;
+mod service;
+
+pub use body::{BoxError, CacheBody};
+pub use key::KeyExtractor;
+pub use layer::{CacheLayer, CacheLayerBuilder, Config};
+pub use service::{CacheService, ResponseFuture};

@@ -1,0 +1,463 @@
+//! [`CacheService`]: the request path. Safe requests are answered from the
+//! store when RFC 9111 allows, revalidated upstream with the stored
+//! validators when it does not, and forwarded on a miss; unsafe requests
+//! go through and invalidate what they may have changed.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, Request, Response, StatusCode, Uri};
+use http_body::Body;
+use http_body_util::{BodyExt, Limited};
+use tower_service::Service;
+
+use crate::body::{BoxError, CacheBody};
+use crate::entry::{self, Stored};
+use crate::key::{self, VaryKey};
+use crate::layer::Shared;
+use crate::policy::freshness::{Storable, Timing};
+use crate::policy::Directives;
+
+/// Caches the responses of `S`; made by [`CacheLayer`](crate::CacheLayer).
+pub struct CacheService<S> {
+    pub(crate) inner: S,
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl<S: Clone> Clone for CacheService<S> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<S> std::fmt::Debug for CacheService<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CacheService").finish_non_exhaustive()
+    }
+}
+
+impl<S> CacheService<S> {
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The inner service, consuming this one.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+/// The future of [`CacheService::call`].
+pub type ResponseFuture<B, E> =
+    Pin<Box<dyn Future<Output = Result<Response<CacheBody<B>>, E>> + Send + 'static>>;
+
+impl<S, ReqB, ResB> Service<Request<ReqB>> for CacheService<S>
+where
+    S: Service<Request<ReqB>, Response = Response<ResB>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    ReqB: Send + 'static,
+    ResB: Body<Data = Bytes> + Send + 'static,
+    ResB::Error: Into<BoxError>,
+{
+    type Response = Response<CacheBody<ResB>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<ResB, S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqB>) -> Self::Future {
+        // The ready service goes into the future; a fresh clone stays.
+        let fresh = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, fresh);
+        let shared = Arc::clone(&self.shared);
+        Box::pin(handle(shared, inner, request))
+    }
+}
+
+const CONDITIONALS: [HeaderName; 2] = [header::IF_NONE_MATCH, header::IF_MODIFIED_SINCE];
+
+async fn handle<S, ReqB, ResB>(
+    shared: Arc<Shared>,
+    mut inner: S,
+    mut request: Request<ReqB>,
+) -> Result<Response<CacheBody<ResB>>, S::Error>
+where
+    S: Service<Request<ReqB>, Response = Response<ResB>>,
+    ResB: Body<Data = Bytes>,
+    ResB::Error: Into<BoxError>,
+{
+    let config = &shared.config;
+    let method = request.method().clone();
+    if method != Method::GET && method != Method::HEAD {
+        let authority = key::authority(request.uri(), request.headers());
+        let target = config.key.key(&request);
+        let response = inner.call(request).await?;
+        let unsafe_method = !matches!(method, Method::OPTIONS | Method::TRACE);
+        let status = response.status();
+        if unsafe_method && (status.is_success() || status.is_redirection()) {
+            invalidate(&shared, &authority, target, response.headers());
+        }
+        return Ok(forwarded(response, "fwd=method"));
+    }
+    let Some(key) = config.key.key(&request) else {
+        let response = inner.call(request).await?;
+        return Ok(forwarded(response, "fwd=bypass"));
+    };
+    let request_directives = Directives::from_headers(request.headers(), true);
+    let now = SystemTime::now();
+    let variants = shared.store.get(&key);
+    let stored = variants.as_ref().and_then(|v| {
+        v.iter()
+            .find(|s| s.vary.matches(request.headers()))
+            .cloned()
+    });
+    let mut detail = match (&variants, &stored) {
+        (None, _) => "fwd=uri-miss",
+        (Some(_), None) => "fwd=vary-miss",
+        (Some(_), Some(_)) => "fwd=stale",
+    };
+    if let Some(stored) = &stored {
+        let age = stored.age(now);
+        let lifetime = stored.lifetime(config.shared);
+        let remaining = lifetime.map_or(-1, |l| l as i128 - age as i128);
+        let fresh = remaining > 0
+            && request_directives.max_age.is_none_or(|max| age <= max)
+            && request_directives
+                .min_fresh
+                .is_none_or(|min| remaining >= i128::from(min));
+        let revalidate = request_directives.no_cache
+            || (config.respect_cache_control && stored.directives.no_cache);
+        if !revalidate && fresh {
+            let status = format!("hit; ttl={remaining}");
+            return Ok(serve(stored, age, &method, request.headers(), &status));
+        }
+        let may_serve_stale = !revalidate
+            && lifetime.is_some()
+            && !stored.directives.must_revalidate
+            && !(config.shared
+                && (stored.directives.proxy_revalidate || stored.directives.s_maxage.is_some()))
+            && request_directives
+                .max_stale
+                .is_some_and(|max| -remaining <= i128::from(max));
+        if may_serve_stale {
+            return Ok(serve(stored, age, &method, request.headers(), "hit; stale"));
+        }
+        if request_directives.no_cache {
+            detail = "fwd=request";
+        }
+    }
+    if request_directives.only_if_cached {
+        let mut response = Response::new(CacheBody::empty());
+        *response.status_mut() = StatusCode::GATEWAY_TIMEOUT;
+        set_cache_status(response.headers_mut(), "fwd=miss; detail=only-if-cached");
+        return Ok(response);
+    }
+    let request_headers = request.headers().clone();
+    let mut client_conditionals = None;
+    if let Some(stored) = stored.as_ref().filter(|s| s.has_validator()) {
+        // Revalidate with our validators; the client's own conditionals are
+        // answered here from whatever we end up serving.
+        let headers = request.headers_mut();
+        let mut saved = HeaderMap::new();
+        for name in CONDITIONALS {
+            if let Some(value) = headers.remove(&name) {
+                saved.insert(name, value);
+            }
+        }
+        client_conditionals = Some(saved);
+        if let Some(etag) = stored.headers.get(header::ETAG) {
+            headers.insert(header::IF_NONE_MATCH, etag.clone());
+        }
+        if let Some(modified) = stored.headers.get(header::LAST_MODIFIED) {
+            headers.insert(header::IF_MODIFIED_SINCE, modified.clone());
+        }
+    }
+    let request_time = SystemTime::now();
+    let response = inner.call(request).await?;
+    let timing = Timing {
+        request_time,
+        response_time: SystemTime::now(),
+    };
+    if let (Some(stored), StatusCode::NOT_MODIFIED, Some(conditionals)) =
+        (&stored, response.status(), &client_conditionals)
+    {
+        let refreshed = Arc::new(stored.refreshed(response.headers(), timing));
+        let updated =
+            entry::with_variant(shared.store.peek(&key).as_ref(), clone_stored(&refreshed));
+        let _ = shared.store.insert(key, updated);
+        let age = refreshed.age(SystemTime::now());
+        return Ok(serve(
+            &refreshed,
+            age,
+            &method,
+            conditionals,
+            "fwd=stale; fwd-status=304",
+        ));
+    }
+    let detail = if client_conditionals.is_some() {
+        format!("{detail}; fwd-status={}", response.status().as_u16())
+    } else if detail == "fwd=stale" {
+        "fwd=stale".to_owned()
+    } else {
+        detail.to_owned()
+    };
+    let outcome = Outcome {
+        key,
+        method: &method,
+        request: &request_headers,
+        request_directives: &request_directives,
+        timing,
+        detail,
+    };
+    Ok(finish(&shared, outcome, response).await)
+}
+
+/// What a forwarded GET/HEAD needs to decide whether to store.
+struct Outcome<'a> {
+    key: String,
+    method: &'a Method,
+    request: &'a HeaderMap,
+    request_directives: &'a Directives,
+    timing: Timing,
+    detail: String,
+}
+
+/// A forwarded response: stored (buffered whole) if it may be, otherwise
+/// streamed through untouched.
+async fn finish<B>(
+    shared: &Shared,
+    outcome: Outcome<'_>,
+    response: Response<B>,
+) -> Response<CacheBody<B>>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    let config = &shared.config;
+    let status = response.status();
+    let directives = Directives::from_headers(response.headers(), false);
+    let mut storable = Storable {
+        method: outcome.method,
+        request: outcome.request,
+        request_directives: outcome.request_directives,
+        status,
+        response: response.headers(),
+        response_directives: &directives,
+        shared: config.shared,
+    }
+    .check();
+    let negative = status.is_client_error() || status.is_server_error();
+    let fallback = if negative {
+        config.negative_ttl.or(config.ttl)
+    } else {
+        config.ttl
+    }
+    .map(|d| d.as_secs());
+    if !storable && fallback.is_some() && !directives.no_store && outcome.method == Method::GET {
+        // A configured TTL makes responses without freshness storable.
+        storable = !(config.shared && directives.private) && !outcome.request_directives.no_store;
+    }
+    let length = response
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .or_else(|| response.body().size_hint().exact());
+    let streamed = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.trim_start().starts_with("text/event-stream"));
+    let fits = match length {
+        Some(len) => len <= config.max_body_size as u64 && len >= config.min_body_size as u64,
+        None => config.buffer_unsized,
+    };
+    if !storable || !fits || streamed {
+        return forwarded(response, &outcome.detail);
+    }
+    let (parts, body) = response.into_parts();
+    let bytes = match Limited::new(body, config.max_body_size).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => {
+            let mut failed = Response::new(CacheBody::empty());
+            *failed.status_mut() = StatusCode::BAD_GATEWAY;
+            set_cache_status(failed.headers_mut(), "fwd=miss; detail=upstream-body-error");
+            return failed;
+        }
+    };
+    let stored = Stored {
+        status,
+        headers: entry::storable_headers(&parts.headers, config.header_allowlist.as_deref()),
+        body: bytes.clone(),
+        timing: outcome.timing,
+        vary: VaryKey::new(&parts.headers, outcome.request),
+        directives: directives.clone(),
+        fallback,
+        override_cc: !config.respect_cache_control,
+    };
+    let updated = entry::with_variant(shared.store.peek(&outcome.key).as_ref(), stored);
+    let stored_ok = shared.store.insert(outcome.key, updated).is_ok();
+    let mut response = Response::from_parts(parts, CacheBody::full(bytes));
+    let detail = if stored_ok {
+        format!("{}; stored", outcome.detail)
+    } else {
+        outcome.detail
+    };
+    set_cache_status(response.headers_mut(), &detail);
+    response
+}
+
+fn clone_stored(stored: &Stored) -> Stored {
+    Stored {
+        status: stored.status,
+        headers: stored.headers.clone(),
+        body: stored.body.clone(),
+        timing: stored.timing,
+        vary: stored.vary.clone(),
+        directives: stored.directives.clone(),
+        fallback: stored.fallback,
+        override_cc: stored.override_cc,
+    }
+}
+
+/// A response passed through as it came, labelled.
+fn forwarded<B>(response: Response<B>, detail: &str) -> Response<CacheBody<B>> {
+    let mut response = response.map(CacheBody::stream);
+    set_cache_status(response.headers_mut(), detail);
+    response
+}
+
+/// A stored response for this request: a 304 if the client's
+/// conditionals match it, without a body for HEAD, with `Age`.
+fn serve<B>(
+    stored: &Stored,
+    age: u64,
+    method: &Method,
+    conditionals: &HeaderMap,
+    detail: &str,
+) -> Response<CacheBody<B>> {
+    let mut response = if not_modified(conditionals, stored) {
+        let mut response = Response::new(CacheBody::empty());
+        *response.status_mut() = StatusCode::NOT_MODIFIED;
+        for name in [
+            header::CACHE_CONTROL,
+            header::CONTENT_LOCATION,
+            header::DATE,
+            header::ETAG,
+            header::EXPIRES,
+            header::VARY,
+            header::LAST_MODIFIED,
+        ] {
+            for value in stored.headers.get_all(&name) {
+                response.headers_mut().append(name.clone(), value.clone());
+            }
+        }
+        response
+    } else {
+        let body = if method == Method::HEAD {
+            CacheBody::empty()
+        } else {
+            CacheBody::full(stored.body.clone())
+        };
+        let mut response = Response::new(body);
+        *response.status_mut() = stored.status;
+        *response.headers_mut() = stored.headers.clone();
+        response
+    };
+    response
+        .headers_mut()
+        .insert(header::AGE, HeaderValue::from(age));
+    set_cache_status(response.headers_mut(), detail);
+    response
+}
+
+/// Whether the request's `If-None-Match` (or, without it,
+/// `If-Modified-Since`) matches the stored response (RFC 9110 §13.1).
+fn not_modified(conditionals: &HeaderMap, stored: &Stored) -> bool {
+    if stored.status != StatusCode::OK {
+        return false;
+    }
+    if conditionals.contains_key(header::IF_NONE_MATCH) {
+        let Some(etag) = stored
+            .headers
+            .get(header::ETAG)
+            .and_then(|e| e.to_str().ok())
+        else {
+            return conditionals
+                .get_all(header::IF_NONE_MATCH)
+                .iter()
+                .any(|v| v.to_str().is_ok_and(|v| v.trim() == "*"));
+        };
+        let weak = |t: &str| t.trim().trim_start_matches("W/").to_owned();
+        let ours = weak(etag);
+        return conditionals
+            .get_all(header::IF_NONE_MATCH)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|candidate| candidate.trim() == "*" || weak(candidate) == ours);
+    }
+    let Some(Some(since)) =
+        crate::policy::freshness::http_date(conditionals, header::IF_MODIFIED_SINCE)
+    else {
+        return false;
+    };
+    let modified = crate::policy::freshness::http_date(&stored.headers, header::LAST_MODIFIED)
+        .flatten()
+        .or_else(|| crate::policy::freshness::http_date(&stored.headers, header::DATE).flatten());
+    modified.is_some_and(|m| m <= since)
+}
+
+/// Drops the stored responses of the target and of `Location` /
+/// `Content-Location` on the same authority (RFC 9111 §4.4).
+fn invalidate(shared: &Shared, authority: &str, target: Option<String>, headers: &HeaderMap) {
+    if let Some(target) = target {
+        shared.store.remove(&target);
+    }
+    for name in [header::LOCATION, header::CONTENT_LOCATION] {
+        let Some(uri) = headers
+            .get(&name)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<Uri>().ok())
+        else {
+            continue;
+        };
+        let same_authority = uri
+            .authority()
+            .is_none_or(|a| a.as_str().eq_ignore_ascii_case(authority));
+        if same_authority && (uri.authority().is_some() || uri.path().starts_with('/')) {
+            if let Some(key) = shared.config.key.key_of_uri(authority, &uri) {
+                shared.store.remove(&key);
+            }
+        }
+    }
+}
+
+/// Appends this cache's member to `Cache-Status` (RFC 9211: the cache
+/// nearest the client comes last).
+fn set_cache_status(headers: &mut HeaderMap, detail: &str) {
+    let ours = format!("strata; {detail}");
+    let value = match headers.get("cache-status").and_then(|v| v.to_str().ok()) {
+        Some(existing) if !existing.trim().is_empty() => format!("{existing}, {ours}"),
+        _ => ours,
+    };
+    if let Ok(value) = HeaderValue::from_str(&value) {
+        headers.insert(HeaderName::from_static("cache-status"), value);
+    }
+}
