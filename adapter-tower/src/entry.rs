@@ -61,11 +61,23 @@ impl Stored {
     }
 
     /// This response with its headers updated by a 304 (RFC 9111 §4.3.4).
-    pub(crate) fn refreshed(&self, not_modified: &HeaderMap, timing: Timing) -> Self {
+    pub(crate) fn refreshed(
+        &self,
+        not_modified: &HeaderMap,
+        timing: Timing,
+        targeted: &[HeaderName],
+        token: Option<&str>,
+    ) -> Self {
         let mut headers = self.headers.clone();
         let mut replaced: Vec<HeaderName> = Vec::new();
         for (name, value) in not_modified {
-            if name == header::CONTENT_LENGTH || is_hop_by_hop(name) || name == header::SET_COOKIE {
+            // RFC 9111 §3.2: these describe the stored representation and
+            // are not taken from a 304.
+            let kept = matches!(
+                name.as_str(),
+                "content-length" | "content-encoding" | "content-md5" | "content-range" | "etag"
+            );
+            if kept || is_hop_by_hop(name) || name == header::SET_COOKIE {
                 continue;
             }
             if !replaced.contains(name) {
@@ -74,7 +86,7 @@ impl Stored {
             }
             headers.append(name.clone(), value.clone());
         }
-        let directives = Directives::from_headers(&headers, false);
+        let directives = Directives::for_response(&headers, targeted, token);
         Self {
             status: self.status,
             headers,
@@ -125,7 +137,11 @@ pub(crate) fn is_hop_by_hop(name: &HeaderName) -> bool {
 /// The response headers to store: without hop-by-hop fields, the fields
 /// `Connection` names, and `Set-Cookie` (never replayed to another client);
 /// with an allowlist, only its fields (and the ones caching needs).
-pub(crate) fn storable_headers(headers: &HeaderMap, allowlist: Option<&[HeaderName]>) -> HeaderMap {
+pub(crate) fn storable_headers(
+    headers: &HeaderMap,
+    allowlist: Option<&[HeaderName]>,
+    omit: &[String],
+) -> HeaderMap {
     let named: Vec<String> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -149,6 +165,7 @@ pub(crate) fn storable_headers(headers: &HeaderMap, allowlist: Option<&[HeaderNa
     for (name, value) in headers {
         if is_hop_by_hop(name)
             || named.iter().any(|n| n == name.as_str())
+            || omit.iter().any(|n| n == name.as_str())
             || name == header::SET_COOKIE
             || name.as_str() == "set-cookie2"
         {

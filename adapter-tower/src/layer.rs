@@ -42,6 +42,20 @@ pub struct Config {
     /// Store responses without a `Content-Length` (buffering them whole,
     /// up to `max_body_size`) instead of streaming them through.
     pub buffer_unsized: bool,
+    /// Targeted cache-control fields this cache obeys instead of
+    /// `Cache-Control` when present, first match wins: by default
+    /// `CDN-Cache-Control` (RFC 9213) and `Surrogate-Control`, as a CDN or
+    /// reverse proxy does. Empty for a cache that is neither.
+    pub targeted: Vec<HeaderName>,
+    /// This cache's device token for `Surrogate-Control` targeting: sent
+    /// upstream as `Surrogate-Capability: TOKEN="Surrogate/1.0"`, and
+    /// directives targeted at `;TOKEN` apply. Default `strata`.
+    pub surrogate_token: Option<String>,
+    /// When revalidation fails (a 5xx, or no answer), serve the stale
+    /// stored response unless it forbids that (`must-revalidate`,
+    /// `proxy-revalidate`, `s-maxage`, `no-cache`), as RFC 9111 §4.2.4
+    /// allows. Default false, as in nginx (`proxy_cache_use_stale off`).
+    pub stale_on_error: bool,
 }
 
 impl Default for Config {
@@ -57,6 +71,12 @@ impl Default for Config {
             header_allowlist: None,
             key: KeyExtractor::default(),
             buffer_unsized: false,
+            targeted: vec![
+                HeaderName::from_static("cdn-cache-control"),
+                HeaderName::from_static("surrogate-control"),
+            ],
+            surrogate_token: Some("strata".to_owned()),
+            stale_on_error: false,
         }
     }
 }
@@ -206,6 +226,29 @@ impl CacheLayerBuilder {
     /// Store responses without a `Content-Length` too. Default false.
     pub fn buffer_unsized(mut self, yes: bool) -> Self {
         self.config.buffer_unsized = yes;
+        self
+    }
+
+    /// The targeted cache-control fields obeyed before `Cache-Control`
+    /// (see [`Config::targeted`]). Default `CDN-Cache-Control`,
+    /// `Surrogate-Control`.
+    pub fn targeted(mut self, names: impl IntoIterator<Item = HeaderName>) -> Self {
+        self.config.targeted = names.into_iter().collect();
+        self
+    }
+
+    /// Serve a stale response when revalidation fails (see
+    /// [`Config::stale_on_error`]). Default false.
+    pub fn stale_on_error(mut self, yes: bool) -> Self {
+        self.config.stale_on_error = yes;
+        self
+    }
+
+    /// This cache's `Surrogate-Control` device token (see
+    /// [`Config::surrogate_token`]); `None` to neither advertise nor obey
+    /// targeted directives. Default `strata`.
+    pub fn surrogate_token(mut self, token: Option<String>) -> Self {
+        self.config.surrogate_token = token;
         self
     }
 

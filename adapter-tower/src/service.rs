@@ -104,6 +104,13 @@ where
 {
     let config = &shared.config;
     let method = request.method().clone();
+    if let Some(token) = &config.surrogate_token {
+        if let Ok(value) = HeaderValue::from_str(&format!("{token}=\"Surrogate/1.0\"")) {
+            request
+                .headers_mut()
+                .append(HeaderName::from_static("surrogate-capability"), value);
+        }
+    }
     if method != Method::GET && method != Method::HEAD {
         let authority = key::authority(request.uri(), request.headers());
         let target = config.key.key(&request);
@@ -197,7 +204,12 @@ where
     if let (Some(stored), StatusCode::NOT_MODIFIED, Some(conditionals)) =
         (&stored, response.status(), &client_conditionals)
     {
-        let refreshed = Arc::new(stored.refreshed(response.headers(), timing));
+        let refreshed = Arc::new(stored.refreshed(
+            response.headers(),
+            timing,
+            &shared.config.targeted,
+            shared.config.surrogate_token.as_deref(),
+        ));
         let updated =
             entry::with_variant(shared.store.peek(&key).as_ref(), clone_stored(&refreshed));
         let _ = shared.store.insert(key, updated);
@@ -209,6 +221,21 @@ where
             conditionals,
             "fwd=stale; fwd-status=304",
         ));
+    }
+    if let (Some(stored), true) = (&stored, response.status().is_server_error()) {
+        // Upstream failed: a stale response may stand in (§4.2.4).
+        let forbidden = stored.directives.must_revalidate
+            || stored.directives.no_cache
+            || (config.shared
+                && (stored.directives.proxy_revalidate || stored.directives.s_maxage.is_some()));
+        let was_fresh =
+            stored.lifetime(config.shared).is_some() && !stored.status.is_server_error();
+        if config.stale_on_error && was_fresh && !forbidden && method == Method::GET {
+            let age = stored.age(SystemTime::now());
+            let conditionals = client_conditionals.as_ref().unwrap_or(&request_headers);
+            let detail = format!("hit; stale; fwd-status={}", response.status().as_u16());
+            return Ok(serve(stored, age, &method, conditionals, &detail));
+        }
     }
     let detail = if client_conditionals.is_some() {
         format!("{detail}; fwd-status={}", response.status().as_u16())
@@ -251,7 +278,11 @@ where
 {
     let config = &shared.config;
     let status = response.status();
-    let directives = Directives::from_headers(response.headers(), false);
+    let directives = Directives::for_response(
+        response.headers(),
+        &config.targeted,
+        config.surrogate_token.as_deref(),
+    );
     let mut storable = Storable {
         method: outcome.method,
         request: outcome.request,
@@ -303,7 +334,11 @@ where
     };
     let stored = Stored {
         status,
-        headers: entry::storable_headers(&parts.headers, config.header_allowlist.as_deref()),
+        headers: entry::storable_headers(
+            &parts.headers,
+            config.header_allowlist.as_deref(),
+            &omitted(&directives, config.shared),
+        ),
         body: bytes.clone(),
         timing: outcome.timing,
         vary: VaryKey::new(&parts.headers, outcome.request),
@@ -321,6 +356,16 @@ where
     };
     set_cache_status(response.headers_mut(), &detail);
     response
+}
+
+/// Fields a response's `no-cache="…"` / `private="…"` keep out of the
+/// store.
+fn omitted(directives: &Directives, shared: bool) -> Vec<String> {
+    let mut names = directives.no_cache_fields.clone();
+    if shared {
+        names.extend(directives.private_fields.iter().cloned());
+    }
+    names
 }
 
 fn clone_stored(stored: &Stored) -> Stored {

@@ -15,12 +15,16 @@ pub struct Directives {
     pub max_stale: Option<u64>,
     /// `min-fresh=N`.
     pub min_fresh: Option<u64>,
-    /// `no-cache` (without field names; with them it is treated the same,
-    /// which is the conservative reading).
+    /// `no-cache` without field names: every reuse is revalidated.
     pub no_cache: bool,
+    /// `no-cache="a, b"`: these fields are not stored (the rest may be
+    /// reused without revalidation).
+    pub no_cache_fields: Vec<String>,
+    /// `private="a, b"`: a shared cache does not store these fields.
+    pub private_fields: Vec<String>,
     /// `no-store`.
     pub no_store: bool,
-    /// `private`.
+    /// `private` without field names.
     pub private: bool,
     /// `public`.
     pub public: bool,
@@ -36,6 +40,8 @@ pub struct Directives {
     pub stale_while_revalidate: Option<u64>,
     /// `stale-if-error=N` (RFC 5861).
     pub stale_if_error: Option<u64>,
+    /// `must-understand`.
+    pub must_understand: bool,
 }
 
 /// Delta-seconds: digits only; values past 2^31 saturate there, as RFC
@@ -53,9 +59,49 @@ impl Directives {
     /// comma-joined); with `request`, a `Pragma: no-cache` counts as
     /// `no-cache` when there is no `Cache-Control` (RFC 9111 §5.4).
     pub fn from_headers(headers: &HeaderMap, request: bool) -> Self {
+        Self::from_field(headers, &CACHE_CONTROL, request)
+    }
+
+    /// The directives of a response for a cache that obeys the targeted
+    /// fields `targeted` (e.g. `CDN-Cache-Control`, RFC 9213, or
+    /// `Surrogate-Control`): the first of them present replaces
+    /// `Cache-Control`.
+    pub fn for_response(
+        headers: &HeaderMap,
+        targeted: &[http::header::HeaderName],
+        token: Option<&str>,
+    ) -> Self {
+        for name in targeted {
+            if !headers.contains_key(name) {
+                continue;
+            }
+            if name.as_str() != "surrogate-control" {
+                return Self::from_field(headers, name, false);
+            }
+            // Surrogate-Control directives may end in `;device-token`:
+            // those apply only to the surrogate with that token.
+            let mut d = Self::default();
+            for value in headers.get_all(name) {
+                let Ok(text) = value.to_str() else { continue };
+                let mine: Vec<&str> = split_directives(text)
+                    .filter_map(|part| match part.rsplit_once(';') {
+                        Some((directive, target)) => {
+                            (Some(target.trim()) == token).then_some(directive)
+                        }
+                        None => Some(part),
+                    })
+                    .collect();
+                d.parse(&mine.join(","));
+            }
+            return d;
+        }
+        Self::from_headers(headers, false)
+    }
+
+    fn from_field(headers: &HeaderMap, field: &http::header::HeaderName, request: bool) -> Self {
         let mut d = Self::default();
         let mut any = false;
-        for value in headers.get_all(CACHE_CONTROL) {
+        for value in headers.get_all(field) {
             // Fields that are not visible ASCII are ignored, not errors.
             let Ok(text) = value.to_str() else { continue };
             any = true;
@@ -100,14 +146,21 @@ impl Directives {
                     self.max_stale = Some(value.and_then(delta_seconds).unwrap_or(u64::MAX));
                 }
                 "min-fresh" => self.min_fresh = value.and_then(delta_seconds),
-                "no-cache" => self.no_cache = true,
+                "no-cache" => match field_names(value) {
+                    Some(fields) => self.no_cache_fields.extend(fields),
+                    None => self.no_cache = true,
+                },
                 "no-store" => self.no_store = true,
-                "private" => self.private = true,
+                "private" => match field_names(value) {
+                    Some(fields) => self.private_fields.extend(fields),
+                    None => self.private = true,
+                },
                 "public" => self.public = true,
                 "must-revalidate" => self.must_revalidate = true,
                 "proxy-revalidate" => self.proxy_revalidate = true,
                 "only-if-cached" => self.only_if_cached = true,
                 "no-transform" => self.no_transform = true,
+                "must-understand" => self.must_understand = true,
                 "stale-while-revalidate" => {
                     self.stale_while_revalidate = value.and_then(delta_seconds);
                 }
@@ -116,6 +169,19 @@ impl Directives {
             }
         }
     }
+}
+
+/// The field names of a qualified `no-cache` or `private`, lower-cased;
+/// `None` when there are none (the unqualified directive).
+fn field_names(value: Option<&str>) -> Option<Vec<String>> {
+    let names: Vec<String> = value?
+        .trim()
+        .trim_matches('"')
+        .split(',')
+        .map(|n| n.trim().to_ascii_lowercase())
+        .filter(|n| !n.is_empty())
+        .collect();
+    (!names.is_empty()).then_some(names)
 }
 
 /// Splits a `Cache-Control` value at commas outside quoted strings.

@@ -19,6 +19,15 @@ pub(crate) fn heuristically_cacheable(status: StatusCode) -> bool {
     )
 }
 
+/// Statuses whose caching semantics this cache implements.
+pub(crate) fn understood(status: StatusCode) -> bool {
+    matches!(
+        status.as_u16(),
+        200..=208 | 226 | 300..=305 | 307 | 308 | 400..=418 | 421..=426 | 428 | 429 | 431 | 451
+            | 500..=508 | 510 | 511
+    )
+}
+
 /// A header parsed as an HTTP date; an invalid date is `Some(None)`.
 pub(crate) fn http_date(
     headers: &HeaderMap,
@@ -46,17 +55,35 @@ pub(crate) struct Timing {
     pub(crate) response_time: SystemTime,
 }
 
+/// The `Age` field's value: 0 when absent; `None` (unknown, so stale)
+/// unless it is exactly one line of digits. `Age` is a singleton: a list
+/// or a repeated line means something rewrote it, and guessing the
+/// younger member would serve stale content as fresh.
+fn age_header(headers: &HeaderMap) -> Option<u64> {
+    let mut values = headers.get_all(AGE).iter();
+    let Some(value) = values.next() else {
+        return Some(0);
+    };
+    if values.next().is_some() {
+        return None;
+    }
+    let text = value.to_str().ok()?.trim();
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some(text.parse::<u64>().unwrap_or(u64::MAX))
+}
+
 /// The response's current age in seconds at `now` (§4.2.3).
 pub(crate) fn current_age(headers: &HeaderMap, timing: Timing, now: SystemTime) -> u64 {
     let date = http_date(headers, DATE)
         .flatten()
         .unwrap_or(timing.response_time);
     let apparent_age = secs_between(timing.response_time, date);
-    let age_value = headers
-        .get(AGE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .unwrap_or(0);
+    let Some(age_value) = age_header(headers) else {
+        // An Age that cannot be read may hide any age: treat as stale.
+        return u64::MAX;
+    };
     let response_delay = secs_between(timing.response_time, timing.request_time);
     let corrected_age_value = age_value.saturating_add(response_delay);
     let corrected_initial_age = apparent_age.max(corrected_age_value);
@@ -118,9 +145,16 @@ pub(crate) struct Storable<'a> {
 impl Storable<'_> {
     pub(crate) fn check(&self) -> bool {
         let d = self.response_directives;
+        // must-understand: store only statuses this cache implements, and
+        // then regardless of no-store (RFC 9111 §5.2.2.3).
+        let no_store = if d.must_understand {
+            !understood(self.status)
+        } else {
+            d.no_store
+        };
         if self.method != Method::GET
             || self.request_directives.no_store
-            || d.no_store
+            || no_store
             || (self.shared && d.private)
         {
             return false;
