@@ -28,6 +28,7 @@
 //! use strata_tower::CacheLayer;
 //! use tower::{Service, ServiceBuilder, ServiceExt};
 //!
+//! # type Error = Box<dyn std::error::Error + Send + Sync>;
 //! # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
 //! let origin = tower::service_fn(|_req: Request<()>| async {
 //!     Ok::<_, Infallible>(
@@ -45,9 +46,9 @@
 //! let second = svc.ready().await?.call(get()).await?;
 //! assert!(second.headers()["cache-status"].to_str()?.contains("hit"));
 //! assert_eq!(second.into_body().collect().await?.to_bytes(), "hello");
-//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # Ok::<(), Error>(())
 //! # })?;
-//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # Ok::<(), Error>(())
 //! ```
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations)]

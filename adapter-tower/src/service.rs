@@ -283,16 +283,6 @@ where
         &config.targeted,
         config.surrogate_token.as_deref(),
     );
-    let mut storable = Storable {
-        method: outcome.method,
-        request: outcome.request,
-        request_directives: outcome.request_directives,
-        status,
-        response: response.headers(),
-        response_directives: &directives,
-        shared: config.shared,
-    }
-    .check();
     let negative = status.is_client_error() || status.is_server_error();
     let fallback = if negative {
         config.negative_ttl.or(config.ttl)
@@ -300,10 +290,17 @@ where
         config.ttl
     }
     .map(|d| d.as_secs());
-    if !storable && fallback.is_some() && !directives.no_store && outcome.method == Method::GET {
-        // A configured TTL makes responses without freshness storable.
-        storable = !(config.shared && directives.private) && !outcome.request_directives.no_store;
+    let storable = Storable {
+        method: outcome.method,
+        request: outcome.request,
+        request_directives: outcome.request_directives,
+        status,
+        response: response.headers(),
+        response_directives: &directives,
+        shared: config.shared,
+        assume_fresh: fallback.is_some(),
     }
+    .check();
     let length = response
         .headers()
         .get(header::CONTENT_LENGTH)

@@ -7,6 +7,9 @@ use std::sync::Arc;
 use http::header::{HeaderMap, HeaderName, HOST, VARY};
 use http::{Request, Uri};
 
+/// A custom key function (see [`KeyExtractor::Custom`]).
+pub type KeyFn = Arc<dyn Fn(&http::request::Parts) -> Option<String> + Send + Sync>;
+
 /// How the layer names a resource. The authority (`Host`) is always part
 /// of the key, so two virtual hosts never share entries.
 #[derive(Clone, Default)]
@@ -18,7 +21,7 @@ pub enum KeyExtractor {
     Path,
     /// A function of the request's method, URI and headers; return `None`
     /// to not cache the request at all.
-    Custom(Arc<dyn Fn(&http::request::Parts) -> Option<String> + Send + Sync>),
+    Custom(KeyFn),
 }
 
 impl fmt::Debug for KeyExtractor {

@@ -222,8 +222,10 @@ mod tests {
         let d = parse(&["Max-Age = 60, PUBLIC", "s-maxage=\"30\", no-cache=\"a, b\""]);
         assert_eq!(
             (d.max_age, d.s_maxage, d.public, d.no_cache),
-            (Some(60), Some(30), true, true)
+            (Some(60), Some(30), true, false)
         );
+        assert_eq!(d.no_cache_fields, ["a", "b"], "qualified no-cache");
+        assert!(parse(&["No-Cache"]).no_cache);
         let d = parse(&["max-age=abc"]);
         assert_eq!(d.max_age, Some(0), "invalid means stale");
         let d = parse(&["max-age=99999999999999999999999"]);

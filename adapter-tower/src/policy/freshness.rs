@@ -140,6 +140,8 @@ pub(crate) struct Storable<'a> {
     pub(crate) response: &'a HeaderMap,
     pub(crate) response_directives: &'a Directives,
     pub(crate) shared: bool,
+    /// The layer gives a freshness to responses without their own.
+    pub(crate) assume_fresh: bool,
 }
 
 impl Storable<'_> {
@@ -181,9 +183,12 @@ impl Storable<'_> {
         let explicit = d.max_age.is_some()
             || (self.shared && d.s_maxage.is_some())
             || self.response.contains_key(EXPIRES)
-            || d.public;
+            || d.public
+            || self.assume_fresh;
+        // Without freshness, a validator still lets it be revalidated
+        // (heuristic freshness also needs Last-Modified, a validator).
         let validator = self.response.contains_key(http::header::ETAG)
             || self.response.contains_key(LAST_MODIFIED);
-        explicit || validator || heuristically_cacheable(self.status) && validator
+        explicit || validator
     }
 }

@@ -1,0 +1,144 @@
+//! The example proxy as a user runs it: a real process, real listeners,
+//! a real HTTP client.
+#![allow(clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Request, StatusCode};
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+/// The example binary, built next to this test by `cargo test`.
+fn proxy_binary() -> PathBuf {
+    let mut dir = std::env::current_exe().unwrap();
+    dir.pop(); // deps
+    dir.pop(); // debug or release
+    dir.join("examples").join("proxy")
+}
+
+struct Proxy {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts the proxy with `args` and waits for its "caching proxy on" line.
+fn start(args: &[&str]) -> Proxy {
+    let mut child = Command::new(proxy_binary())
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the example is built by cargo test");
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let addr = loop {
+        let line = lines.next().expect("proxy exited early").unwrap();
+        if let Some(rest) = line.strip_prefix("caching proxy on http://") {
+            break rest.split_whitespace().next().unwrap().to_owned();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    Proxy { child, addr }
+}
+
+async fn fetch(url: &str) -> (http::response::Parts, Bytes) {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    let request = Request::get(url).body(Empty::new()).unwrap();
+    let response = client.request(request).await.unwrap();
+    let (parts, body) = response.into_parts();
+    (parts, body.collect().await.unwrap().to_bytes())
+}
+
+#[tokio::test]
+async fn the_demo_origin_is_cached_through_real_sockets() {
+    let proxy = start(&["--listen", "127.0.0.1:0"]);
+    let url = format!("http://{}/slow", proxy.addr);
+    let started = Instant::now();
+    let (first, body) = fetch(&url).await;
+    assert!(
+        started.elapsed() >= Duration::from_millis(400),
+        "the origin is slow"
+    );
+    assert_eq!(body, "slow answer\n");
+    assert!(first.headers["cache-status"]
+        .to_str()
+        .unwrap()
+        .contains("stored"));
+    let started = Instant::now();
+    let (second, body) = fetch(&url).await;
+    assert!(
+        started.elapsed() < Duration::from_millis(400),
+        "served from cache"
+    );
+    assert_eq!(body, "slow answer\n");
+    assert!(second.headers["cache-status"]
+        .to_str()
+        .unwrap()
+        .contains("hit"));
+    assert!(second.headers.contains_key("age"));
+
+    let (etag, _) = fetch(&format!("http://{}/etag", proxy.addr)).await;
+    assert_eq!(etag.status, StatusCode::OK);
+    let (again, body) = fetch(&format!("http://{}/etag", proxy.addr)).await;
+    assert_eq!(body, "tagged answer\n");
+    assert!(
+        again.headers["cache-status"]
+            .to_str()
+            .unwrap()
+            .contains("fwd-status=304"),
+        "revalidated"
+    );
+    let (_, large) = fetch(&format!("http://{}/large", proxy.addr)).await;
+    assert_eq!(large.len(), 1 << 20);
+}
+
+#[tokio::test]
+async fn an_unreachable_upstream_is_a_502_that_says_so() {
+    // A port nothing listens on: bind, note it, close it.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let upstream = format!("http://127.0.0.1:{port}");
+    let proxy = start(&["--upstream", &upstream, "--listen", "127.0.0.1:0"]);
+    let (response, body) = fetch(&format!("http://{}/x", proxy.addr)).await;
+    assert_eq!(response.status, StatusCode::BAD_GATEWAY);
+    assert!(String::from_utf8_lossy(&body).contains("unreachable"));
+    assert!(response.headers["proxy-status"]
+        .to_str()
+        .unwrap()
+        .contains("connection_refused"));
+    assert!(response.headers.contains_key("cache-status"));
+}
+
+#[test]
+fn bad_arguments_and_a_busy_port_are_clear_errors() {
+    let bad_url = Command::new(proxy_binary())
+        .args(["--upstream", "ftp://nope"])
+        .output()
+        .unwrap();
+    assert_eq!(bad_url.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad_url.stderr).contains("must be an http:// URL"));
+
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = busy.local_addr().unwrap().to_string();
+    let output = Command::new(proxy_binary())
+        .args(["--upstream", "http://127.0.0.1:9", "--listen", &addr])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("cannot listen on"));
+}

@@ -1,0 +1,243 @@
+//! What is stored and for whom: shared-cache rules, headers never stored,
+//! Vary, authorities, HEAD.
+#![allow(clippy::unwrap_used)]
+
+#[path = "../support/mod.rs"]
+mod support;
+
+use http::Request;
+use strata_tower::{CacheLayer, KeyExtractor};
+use support::{get, layer, layered, origin, reply, send, status};
+
+fn request(uri: &str, headers: &[(&str, &str)]) -> Request<()> {
+    let mut builder = Request::get(uri).header("host", "example.com");
+    for (n, v) in headers {
+        builder = builder.header(*n, *v);
+    }
+    builder.body(()).unwrap()
+}
+
+#[tokio::test]
+async fn no_store_and_private_are_not_stored_in_a_shared_cache() {
+    for cc in ["no-store, max-age=60", "private, max-age=60"] {
+        let (origin, seen) = origin(move |_, _| reply("x", &[("cache-control", cc)]));
+        let mut svc = layered(&layer(), origin);
+        send(&mut svc, get("/a")).await;
+        send(&mut svc, get("/a")).await;
+        assert_eq!(seen.count(), 2, "{cc}");
+    }
+    let (origin, seen) = origin(|_, _| reply("x", &[("cache-control", "private, max-age=60")]));
+    let private = CacheLayer::builder().private().build().unwrap();
+    let mut svc = layered(&private, origin);
+    send(&mut svc, get("/a")).await;
+    send(&mut svc, get("/a")).await;
+    assert_eq!(seen.count(), 1, "a private cache stores private responses");
+}
+
+#[tokio::test]
+async fn a_request_no_store_stores_nothing() {
+    let (origin, seen) = origin(|_, _| reply("x", &[("cache-control", "max-age=60")]));
+    let mut svc = layered(&layer(), origin);
+    send(&mut svc, request("/a", &[("cache-control", "no-store")])).await;
+    send(&mut svc, get("/a")).await;
+    assert_eq!(seen.count(), 2);
+}
+
+#[tokio::test]
+async fn authorized_requests_are_stored_only_when_the_response_allows() {
+    let (origin, seen) = origin(|r, _| {
+        let cc = if r.uri().path() == "/public" {
+            "public, max-age=60"
+        } else {
+            "max-age=60"
+        };
+        reply("secret", &[("cache-control", cc)])
+    });
+    let mut svc = layered(&layer(), origin);
+    let auth = [("authorization", "Bearer x")];
+    send(&mut svc, request("/plain", &auth)).await;
+    send(&mut svc, request("/plain", &auth)).await;
+    assert_eq!(seen.count(), 2, "max-age alone does not allow it");
+    send(&mut svc, request("/public", &auth)).await;
+    send(&mut svc, request("/public", &auth)).await;
+    assert_eq!(seen.count(), 3, "public does");
+}
+
+#[tokio::test]
+async fn set_cookie_and_hop_by_hop_fields_are_never_replayed() {
+    let (origin, _) = origin(|_, _| {
+        reply(
+            "x",
+            &[
+                ("cache-control", "max-age=60"),
+                ("set-cookie", "session=alice"),
+                ("connection", "x-per-hop"),
+                ("x-per-hop", "1"),
+                ("keep-alive", "timeout=5"),
+                ("x-kept", "yes"),
+            ],
+        )
+    });
+    let mut svc = layered(&layer(), origin);
+    let (first, _) = send(&mut svc, get("/a")).await;
+    assert_eq!(
+        first.headers()["set-cookie"],
+        "session=alice",
+        "the first client gets it"
+    );
+    let (second, _) = send(&mut svc, get("/a")).await;
+    assert!(status(&second).contains("hit"));
+    for gone in ["set-cookie", "x-per-hop", "keep-alive", "connection"] {
+        assert!(second.headers().get(gone).is_none(), "{gone} replayed");
+    }
+    assert_eq!(second.headers()["x-kept"], "yes");
+}
+
+#[tokio::test]
+async fn vary_selects_a_variant_and_star_never_matches() {
+    let (origin, seen) = origin(|r, n| {
+        let lang = r
+            .headers()
+            .get("accept-language")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let body: &'static str = if lang.as_deref() == Some("fr") {
+            "bonjour"
+        } else {
+            "hello"
+        };
+        let vary = if r.uri().path() == "/star" {
+            "*"
+        } else {
+            "Accept-Language"
+        };
+        let _ = n;
+        reply(body, &[("cache-control", "max-age=60"), ("vary", vary)])
+    });
+    let mut svc = layered(&layer(), origin);
+    let fr = || request("/v", &[("accept-language", "fr")]);
+    let en = || request("/v", &[("accept-language", "en")]);
+    assert_eq!(send(&mut svc, fr()).await.1, "bonjour");
+    let (r, body) = send(&mut svc, en()).await;
+    assert_eq!(body, "hello");
+    assert!(status(&r).contains("fwd=vary-miss"), "{}", status(&r));
+    assert_eq!(send(&mut svc, fr()).await.1, "bonjour");
+    assert_eq!(send(&mut svc, en()).await.1, "hello");
+    assert_eq!(seen.count(), 2, "both variants stored");
+    send(&mut svc, request("/star", &[])).await;
+    send(&mut svc, request("/star", &[])).await;
+    assert_eq!(seen.count(), 4, "Vary: * is never reused");
+}
+
+#[tokio::test]
+async fn two_authorities_are_two_resources() {
+    let (origin, seen) = origin(|r, _| {
+        let host = r.headers()["host"].to_str().unwrap().to_owned();
+        let body: &'static str = if host == "a.example" { "a" } else { "b" };
+        reply(body, &[("cache-control", "max-age=60")])
+    });
+    let mut svc = layered(&layer(), origin);
+    let on = |host: &str| Request::get("/same").header("host", host).body(()).unwrap();
+    assert_eq!(send(&mut svc, on("a.example")).await.1, "a");
+    assert_eq!(send(&mut svc, on("b.example")).await.1, "b");
+    assert_eq!(send(&mut svc, on("A.EXAMPLE")).await.1, "a");
+    assert_eq!(seen.count(), 2);
+}
+
+#[tokio::test]
+async fn head_is_answered_from_a_stored_get_and_never_stored_itself() {
+    let (origin, seen) = origin(|r, _| {
+        if r.method() == http::Method::HEAD {
+            let mut response = reply("", &[("cache-control", "max-age=60")]);
+            response
+                .headers_mut()
+                .insert("content-length", "5".parse().unwrap());
+            response
+        } else {
+            reply("hello", &[("cache-control", "max-age=60")])
+        }
+    });
+    let mut svc = layered(&layer(), origin);
+    let head = || {
+        Request::head("/h")
+            .header("host", "example.com")
+            .body(())
+            .unwrap()
+    };
+    // A HEAD first must not leave an empty body for a later GET.
+    send(&mut svc, head()).await;
+    let (_, body) = send(&mut svc, get("/h")).await;
+    assert_eq!(body, "hello");
+    assert_eq!(seen.count(), 2);
+    let (response, body) = send(&mut svc, head()).await;
+    assert_eq!(seen.count(), 2, "HEAD from the stored GET");
+    assert!(body.is_empty());
+    assert_eq!(response.headers()["content-length"], "5");
+}
+
+#[tokio::test]
+async fn key_extractors() {
+    let (path_origin, seen) = origin(|_, _| reply("x", &[("cache-control", "max-age=60")]));
+    let path_only = CacheLayer::builder()
+        .key(KeyExtractor::Path)
+        .build()
+        .unwrap();
+    let mut svc = layered(&path_only, path_origin);
+    send(&mut svc, get("/p?x=1")).await;
+    send(&mut svc, get("/p?x=2")).await;
+    assert_eq!(seen.count(), 1, "the query is ignored");
+
+    let (origin, seen) = origin(|_, _| reply("x", &[("cache-control", "max-age=60")]));
+    let custom = CacheLayer::builder()
+        .key(KeyExtractor::custom(|parts| {
+            (parts.uri.path() != "/nocache").then(|| parts.uri.path().to_owned())
+        }))
+        .build()
+        .unwrap();
+    let mut svc = layered(&custom, origin);
+    send(&mut svc, get("/nocache")).await;
+    let (r, _) = send(&mut svc, get("/nocache")).await;
+    assert_eq!(seen.count(), 2);
+    assert!(status(&r).contains("fwd=bypass"));
+}
+
+#[tokio::test]
+async fn bodies_outside_the_size_bounds_are_not_stored() {
+    let (origin, seen) = origin(|r, _| {
+        let body: &'static str = if r.uri().path() == "/big" {
+            "0123456789"
+        } else {
+            "1"
+        };
+        reply(body, &[("cache-control", "max-age=60")])
+    });
+    let layer = CacheLayer::builder()
+        .max_body_size(5)
+        .min_body_size(2)
+        .build()
+        .unwrap();
+    let mut svc = layered(&layer, origin);
+    for path in ["/big", "/big", "/small", "/small"] {
+        send(&mut svc, get(path)).await;
+    }
+    assert_eq!(seen.count(), 4);
+}
+
+#[tokio::test]
+async fn header_allowlist_keeps_only_named_fields() {
+    let (origin, _) = origin(|_, _| {
+        reply(
+            "x",
+            &[("cache-control", "max-age=60"), ("x-a", "1"), ("x-b", "2")],
+        )
+    });
+    let layer = CacheLayer::builder()
+        .header_allowlist([http::HeaderName::from_static("x-a")])
+        .build()
+        .unwrap();
+    let mut svc = layered(&layer, origin);
+    send(&mut svc, get("/a")).await;
+    let (hit, _) = send(&mut svc, get("/a")).await;
+    assert_eq!(hit.headers()["x-a"], "1");
+    assert!(hit.headers().get("x-b").is_none());
+    assert_eq!(hit.headers()["cache-control"], "max-age=60");
+}
