@@ -17,11 +17,15 @@ for target in $(cargo fuzz list); do
     scratch=$(mktemp -d)
     cp -r "corpus/$target/." "$scratch/"
     echo "fuzz $target for ${seconds} s"
+    log="$scratch.log"
+    status=0
     cargo fuzz run -s none "$target" "$scratch" -- \
-        -max_total_time="$seconds" -print_final_stats=1 2>&1 |
-        grep -E '^(Done|stat::number_of_executed_units|stat::average_exec_per_sec)|panicked|ERROR|SUMMARY' || true
-    status=${PIPESTATUS[0]}
-    rm -rf "$scratch"
+        -max_total_time="$seconds" -print_final_stats=1 >"$log" 2>&1 || status=$?
+    grep -E '^(Done|stat::number_of_executed_units|stat::average_exec_per_sec)|panicked|ERROR|SUMMARY' "$log" || true
+    if [ "$status" -ne 0 ]; then
+        tail -40 "$log"
+    fi
+    rm -rf "$scratch" "$log"
     if [ "$status" -ne 0 ]; then
         echo "fuzz target $target failed; see fuzz/artifacts/$target/"
         exit 1

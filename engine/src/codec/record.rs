@@ -442,7 +442,10 @@ fn parse(input: &[u8], total: usize) -> Result<(RecordRef<'_>, usize), DecodeErr
         return Err(DecodeError::BadTags);
     }
     let tombstone = flags & FLAG_TOMBSTONE != 0;
-    if tombstone && value_len != 0 {
+    // A tombstone is a key alone: a value, an expiry or tags on it would
+    // be a second encoding of the same record (found by the codec_decode
+    // fuzz target).
+    if tombstone && (value_len != 0 || flags & (FLAG_EXPIRES | FLAG_TAGS) != 0) {
         return Err(DecodeError::UnknownFlags(flags));
     }
     let mut expiry = [0; 8];
