@@ -36,7 +36,7 @@ print(*ports)
 PY
 )
 "$root/target/release/examples/proxy" --upstream "http://127.0.0.1:$origin_port" \
-    --listen "127.0.0.1:$proxy_port" >"$root/target/cache-tests/proxy.log" 2>&1 &
+    --listen "127.0.0.1:$proxy_port" --store-unsized >"$root/target/cache-tests/proxy.log" 2>&1 &
 proxy=$!
 trap 'kill $proxy 2>/dev/null || true' EXIT
 for _ in $(seq 1 50); do

@@ -7,7 +7,9 @@
 //! ```
 //!
 //! Every method is forwarded; GET and HEAD are cached per RFC 9111; each
-//! response carries `Cache-Status`. Without `--upstream`, a small demo
+//! response carries `Cache-Status`. Responses without a `Content-Length`
+//! stream through unstored unless `--store-unsized` (then they still
+//! stream, and are stored once complete within the size limit). Without `--upstream`, a small demo
 //! origin starts on a free port and the proxy prints what to `curl`.
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used)]
@@ -32,6 +34,7 @@ struct Args {
     upstream: Option<String>,
     listen: String,
     memory: u64,
+    store_unsized: bool,
 }
 
 fn usage(problem: &str) -> ! {
@@ -45,6 +48,7 @@ fn parse_args() -> Args {
         upstream: None,
         listen: "127.0.0.1:3000".into(),
         memory: 256 << 20,
+        store_unsized: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -61,6 +65,7 @@ fn parse_args() -> Args {
                     usage(&format!("--memory takes a number of bytes, got {v:?}"))
                 });
             }
+            "--store-unsized" => args.store_unsized = true,
             "-h" | "--help" => usage("a caching reverse proxy"),
             other => usage(&format!("unknown argument {other:?}")),
         }
@@ -108,7 +113,11 @@ async fn main() {
         println!("  curl -si http://{here}/etag        # revalidated: 304 from the origin");
         println!("  curl -si http://{here}/large -o /dev/null -w '%{{size_download}}\\n'");
     }
-    let layer = CacheLayer::new(args.memory).unwrap_or_else(|e| usage(&e.to_string()));
+    let layer = CacheLayer::builder()
+        .max_capacity(args.memory)
+        .buffer_unsized(args.store_unsized)
+        .build()
+        .unwrap_or_else(|e| usage(&e.to_string()));
     let client = Client::builder(TokioExecutor::new()).build_http::<Incoming>();
     let forward = tower::service_fn(move |mut request: Request<Incoming>| {
         let client = client.clone();

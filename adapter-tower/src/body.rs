@@ -22,12 +22,44 @@ pin_project! {
     }
 }
 
+/// Called with the whole body once a teed body ends within its limit.
+pub(crate) type Sink = Box<dyn FnOnce(Bytes) + Send>;
+
 pin_project! {
     #[project = KindProj]
-    #[derive(Debug)]
     enum Kind<B> {
         Full { data: Option<Bytes> },
         Stream { #[pin] inner: B },
+        // Passes frames through as they arrive and keeps copies; at the
+        // end, if they stayed within `limit`, hands them to `sink`.
+        Tee {
+            #[pin]
+            inner: B,
+            copies: Vec<Bytes>,
+            kept: usize,
+            limit: usize,
+            // The declared length: the body is complete once that much has
+            // passed (servers stop polling a length-delimited body there).
+            expected: Option<u64>,
+            sink: Option<Sink>,
+        },
+    }
+}
+
+impl<B> std::fmt::Debug for Kind<B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Full { data } => f
+                .debug_struct("Full")
+                .field("len", &data.as_ref().map(Bytes::len))
+                .finish(),
+            Self::Stream { .. } => f.write_str("Stream"),
+            Self::Tee { kept, limit, .. } => f
+                .debug_struct("Tee")
+                .field("kept", kept)
+                .field("limit", limit)
+                .finish_non_exhaustive(),
+        }
     }
 }
 
@@ -51,6 +83,21 @@ impl<B> CacheBody<B> {
             kind: Kind::Stream { inner },
         }
     }
+
+    /// Streams `inner` through and, if it ends within `limit` bytes,
+    /// hands a copy of the whole body to `sink` (to store it).
+    pub(crate) fn tee(inner: B, limit: usize, expected: Option<u64>, sink: Sink) -> Self {
+        Self {
+            kind: Kind::Tee {
+                inner,
+                copies: Vec::new(),
+                kept: 0,
+                limit,
+                expected,
+                sink: Some(sink),
+            },
+        }
+    }
 }
 
 impl<B> Body for CacheBody<B>
@@ -68,13 +115,62 @@ where
         match self.project().kind.project() {
             KindProj::Full { data } => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
             KindProj::Stream { inner } => inner.poll_frame(cx).map_err(Into::into),
+            KindProj::Tee {
+                inner,
+                copies,
+                kept,
+                limit,
+                expected,
+                sink,
+            } => {
+                let polled = inner.poll_frame(cx).map_err(Into::into);
+                let complete = match &polled {
+                    Poll::Ready(Some(Ok(frame))) => {
+                        if let Some(data) = frame.data_ref() {
+                            *kept += data.len();
+                            if *kept > *limit {
+                                // Too large to store: stop copying.
+                                sink.take();
+                                copies.clear();
+                            } else if sink.is_some() {
+                                copies.push(data.clone());
+                            }
+                        }
+                        *expected == Some(*kept as u64)
+                    }
+                    Poll::Ready(Some(Err(_))) => {
+                        sink.take();
+                        copies.clear();
+                        false
+                    }
+                    Poll::Ready(None) => expected.is_none_or(|e| e == *kept as u64),
+                    Poll::Pending => false,
+                };
+                if complete {
+                    if let Some(sink) = sink.take() {
+                        let whole = if copies.len() == 1 {
+                            copies.pop().unwrap_or_default()
+                        } else {
+                            let mut joined = Vec::with_capacity(*kept);
+                            for part in copies.drain(..) {
+                                joined.extend_from_slice(&part);
+                            }
+                            Bytes::from(joined)
+                        };
+                        sink(whole);
+                    }
+                }
+                polled
+            }
         }
     }
 
     fn is_end_stream(&self) -> bool {
         match &self.kind {
             Kind::Full { data } => data.is_none(),
+            // A teed body must be polled to its end to store it.
             Kind::Stream { inner } => inner.is_end_stream(),
+            Kind::Tee { .. } => false,
         }
     }
 
@@ -83,7 +179,7 @@ where
             Kind::Full { data } => {
                 SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
             }
-            Kind::Stream { inner } => inner.size_hint(),
+            Kind::Stream { inner } | Kind::Tee { inner, .. } => inner.size_hint(),
         }
     }
 }

@@ -16,8 +16,10 @@
 //! - `POST`, `PUT`, `DELETE`, `PATCH` and unknown methods invalidate the
 //!   target and its `Location` / `Content-Location` on the same authority;
 //! - `Set-Cookie` and hop-by-hop fields are never stored;
-//! - bodies without a `Content-Length`, larger than `max_body_size`, or of
-//!   type `text/event-stream` stream through without being buffered;
+//! - a storable response streams to the client as it arrives and is stored
+//!   once its body has ended (within `max_body_size`); bodies without a
+//!   `Content-Length` (unless `buffer_unsized`), larger bodies and
+//!   `text/event-stream` stream through without being stored;
 //! - every response says what happened in `Cache-Status` (RFC 9211).
 //!
 //! ```
@@ -43,6 +45,8 @@
 //! let get = || Request::get("http://example.com/a").body(()).unwrap();
 //! let first = svc.ready().await?.call(get()).await?;
 //! assert!(first.headers()["cache-status"].to_str()?.contains("stored"));
+//! // The body streams to the caller; the entry is stored when it ends.
+//! first.into_body().collect().await?;
 //! let second = svc.ready().await?.call(get()).await?;
 //! assert!(second.headers()["cache-status"].to_str()?.contains("hit"));
 //! assert_eq!(second.into_body().collect().await?.to_bytes(), "hello");

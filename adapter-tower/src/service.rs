@@ -13,10 +13,9 @@ use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri};
 use http_body::Body;
-use http_body_util::{BodyExt, Limited};
 use tower_service::Service;
 
-use crate::body::{BoxError, CacheBody};
+use crate::body::{BoxError, CacheBody, Sink};
 use crate::entry::{self, Stored};
 use crate::key::{self, VaryKey};
 use crate::layer::Shared;
@@ -252,7 +251,7 @@ where
         timing,
         detail,
     };
-    Ok(finish(&shared, outcome, response).await)
+    Ok(finish(&shared, outcome, response))
 }
 
 /// What a forwarded GET/HEAD needs to decide whether to store.
@@ -265,10 +264,11 @@ struct Outcome<'a> {
     detail: String,
 }
 
-/// A forwarded response: stored (buffered whole) if it may be, otherwise
-/// streamed through untouched.
-async fn finish<B>(
-    shared: &Shared,
+/// A forwarded response, streamed to the client as it arrives; if it may
+/// be stored, a copy is kept on the way and stored once the body has
+/// ended within `max_body_size` (never buffered before the client gets it).
+fn finish<B>(
+    shared: &Arc<Shared>,
     outcome: Outcome<'_>,
     response: Response<B>,
 ) -> Response<CacheBody<B>>
@@ -320,38 +320,46 @@ where
         return forwarded(response, &outcome.detail);
     }
     let (parts, body) = response.into_parts();
-    let bytes = match Limited::new(body, config.max_body_size).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(_) => {
-            let mut failed = Response::new(CacheBody::empty());
-            *failed.status_mut() = StatusCode::BAD_GATEWAY;
-            set_cache_status(failed.headers_mut(), "fwd=miss; detail=upstream-body-error");
-            return failed;
-        }
-    };
-    let stored = Stored {
+    let template = Stored {
         status,
         headers: entry::storable_headers(
             &parts.headers,
             config.header_allowlist.as_deref(),
             &omitted(&directives, config.shared),
         ),
-        body: bytes.clone(),
+        body: Bytes::new(),
         timing: outcome.timing,
         vary: VaryKey::new(&parts.headers, outcome.request),
-        directives: directives.clone(),
+        directives,
         fallback,
         override_cc: !config.respect_cache_control,
     };
-    let updated = entry::with_variant(shared.store.peek(&outcome.key).as_ref(), stored);
-    let stored_ok = shared.store.insert(outcome.key, updated).is_ok();
-    let mut response = Response::from_parts(parts, CacheBody::full(bytes));
-    let detail = if stored_ok {
-        format!("{}; stored", outcome.detail)
+    let key = outcome.key;
+    let store = Arc::clone(shared);
+    let min = config.min_body_size;
+    let sink: Sink = Box::new(move |bytes: Bytes| {
+        if bytes.len() < min {
+            return;
+        }
+        let stored = Stored {
+            body: bytes,
+            ..template
+        };
+        let updated = entry::with_variant(store.store.peek(&key).as_ref(), stored);
+        let _ = store.store.insert(key, updated);
+    });
+    let body = if length == Some(0) {
+        // Nothing to wait for (a 204, say, whose body nobody polls).
+        sink(Bytes::new());
+        CacheBody::stream(body)
     } else {
-        outcome.detail
+        CacheBody::tee(body, config.max_body_size, length, sink)
     };
-    set_cache_status(response.headers_mut(), &detail);
+    let mut response = Response::from_parts(parts, body);
+    set_cache_status(
+        response.headers_mut(),
+        &format!("{}; stored", outcome.detail),
+    );
     response
 }
 

@@ -32,6 +32,34 @@ mod tokio_stream_shim {
     }
 }
 
+/// An origin whose one response body is fed through the returned sender.
+fn channel_origin() -> (
+    impl Service<
+            Request<()>,
+            Response = Response<tokio_stream_shim::Receiver>,
+            Error = Infallible,
+            Future = impl Send,
+        > + Clone
+        + Send
+        + 'static,
+    mpsc::Sender<Bytes>,
+) {
+    let (tx, rx) = mpsc::channel::<Bytes>(4);
+    let rx = std::sync::Arc::new(std::sync::Mutex::new(Some(rx)));
+    let origin = tower::service_fn(move |_req: Request<()>| {
+        let rx = rx.lock().unwrap().take().expect("one request");
+        async move {
+            Ok::<_, Infallible>(
+                Response::builder()
+                    .header("cache-control", "max-age=60")
+                    .body(tokio_stream_shim::Receiver(rx))
+                    .unwrap(),
+            )
+        }
+    });
+    (origin, tx)
+}
+
 #[tokio::test]
 async fn an_unsized_body_streams_through_unbuffered() {
     let (tx, rx) = mpsc::channel::<Bytes>(4);
@@ -72,4 +100,41 @@ async fn an_unsized_body_streams_through_unbuffered() {
     let rest = body.collect().await.unwrap().to_bytes();
     assert_eq!(rest, "second");
     assert_eq!(layer.stats().entries, 0, "not stored");
+}
+
+#[tokio::test]
+async fn opted_in_unsized_bodies_stream_and_are_stored_when_complete() {
+    let (origin, tx) = channel_origin();
+    let layer = CacheLayer::builder().buffer_unsized(true).build().unwrap();
+    let mut svc = tower::Layer::layer(&layer, origin);
+    let request = || {
+        Request::get("/live")
+            .header("host", "example.com")
+            .body(())
+            .unwrap()
+    };
+    let response = svc.ready().await.unwrap().call(request()).await.unwrap();
+    let mut body = response.into_body();
+    tx.send(Bytes::from_static(b"first ")).await.unwrap();
+    let frame = tokio::time::timeout(Duration::from_secs(5), body.frame())
+        .await
+        .expect("streamed, not buffered")
+        .unwrap()
+        .unwrap();
+    assert_eq!(frame.into_data().unwrap(), "first ");
+    assert_eq!(layer.stats().entries, 0, "stored only once complete");
+    tx.send(Bytes::from_static(b"second")).await.unwrap();
+    drop(tx);
+    assert_eq!(body.collect().await.unwrap().to_bytes(), "second");
+    assert_eq!(layer.stats().entries, 1);
+    // The origin would panic on a second request: this one is a hit.
+    let hit = svc.ready().await.unwrap().call(request()).await.unwrap();
+    assert!(hit.headers()["cache-status"]
+        .to_str()
+        .unwrap()
+        .contains("hit"));
+    assert_eq!(
+        hit.into_body().collect().await.unwrap().to_bytes(),
+        "first second"
+    );
 }
