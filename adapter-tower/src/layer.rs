@@ -104,6 +104,7 @@ pub struct CacheLayer {
 pub(crate) struct Shared {
     pub(crate) config: Config,
     pub(crate) store: Cache<String, Variants>,
+    pub(crate) flights: Arc<crate::flight::Flights>,
 }
 
 impl CacheLayer {
@@ -276,7 +277,11 @@ impl CacheLayerBuilder {
             .max_body_size
             .min(usize::try_from(per_entry / 2).unwrap_or(usize::MAX));
         Ok(CacheLayer {
-            shared: Arc::new(Shared { config, store }),
+            shared: Arc::new(Shared {
+                config,
+                store,
+                flights: Arc::default(),
+            }),
         })
     }
 }

@@ -20,6 +20,8 @@
 //!   once its body has ended (within `max_body_size`); bodies without a
 //!   `Content-Length` (unless `buffer_unsized`), larger bodies and
 //!   `text/event-stream` stream through without being stored;
+//! - concurrent misses of one resource make one upstream request; the
+//!   others wait for its response to be stored and are answered from it;
 //! - every response says what happened in `Cache-Status` (RFC 9211).
 //!
 //! ```
@@ -59,6 +61,7 @@
 
 mod body;
 mod entry;
+mod flight;
 pub mod key;
 mod layer;
 pub mod policy;

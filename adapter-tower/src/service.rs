@@ -17,6 +17,7 @@ use tower_service::Service;
 
 use crate::body::{BoxError, CacheBody, Sink};
 use crate::entry::{self, Stored};
+use crate::flight::{Guard, Joined, Wait};
 use crate::key::{self, VaryKey};
 use crate::layer::Shared;
 use crate::policy::freshness::{Storable, Timing};
@@ -127,12 +128,31 @@ where
     };
     let request_directives = Directives::from_headers(request.headers(), true);
     let now = SystemTime::now();
-    let variants = shared.store.get(&key);
-    let stored = variants.as_ref().and_then(|v| {
-        v.iter()
-            .find(|s| s.vary.matches(request.headers()))
-            .cloned()
-    });
+    let select = |variants: &Option<entry::Variants>, headers: &HeaderMap| {
+        variants
+            .as_ref()
+            .and_then(|v| v.iter().find(|s| s.vary.matches(headers)).cloned())
+    };
+    let mut variants = shared.store.get(&key);
+    let mut stored = select(&variants, request.headers());
+    let mut guard = None;
+    let mut collapsed = "";
+    if stored.is_none()
+        && method == Method::GET
+        && !request_directives.no_store
+        && !request_directives.only_if_cached
+    {
+        // Concurrent misses of one resource make one upstream request.
+        match shared.flights.join(&key) {
+            Joined::Lead(lead) => guard = Some(lead),
+            Joined::Wait(flight) => {
+                Wait(flight).await;
+                collapsed = "; collapsed";
+                variants = shared.store.get(&key);
+                stored = select(&variants, request.headers());
+            }
+        }
+    }
     let mut detail = match (&variants, &stored) {
         (None, _) => "fwd=uri-miss",
         (Some(_), None) => "fwd=vary-miss",
@@ -150,7 +170,7 @@ where
         let revalidate = request_directives.no_cache
             || (config.respect_cache_control && stored.directives.no_cache);
         if !revalidate && fresh {
-            let status = format!("hit; ttl={remaining}");
+            let status = format!("hit; ttl={remaining}{collapsed}");
             return Ok(serve(stored, age, &method, request.headers(), &status));
         }
         let may_serve_stale = !revalidate
@@ -250,6 +270,7 @@ where
         request_directives: &request_directives,
         timing,
         detail,
+        guard,
     };
     Ok(finish(&shared, outcome, response))
 }
@@ -262,6 +283,9 @@ struct Outcome<'a> {
     request_directives: &'a Directives,
     timing: Timing,
     detail: String,
+    /// Leading a flight: dropped once the response is stored (or will not
+    /// be), which lets the requests waiting on it go on.
+    guard: Option<Guard>,
 }
 
 /// A forwarded response, streamed to the client as it arrives; if it may
@@ -337,7 +361,10 @@ where
     let key = outcome.key;
     let store = Arc::clone(shared);
     let min = config.min_body_size;
+    let guard = outcome.guard;
     let sink: Sink = Box::new(move |bytes: Bytes| {
+        // Waiters go on once this returns (the entry is in the store).
+        let _guard = guard;
         if bytes.len() < min {
             return;
         }
