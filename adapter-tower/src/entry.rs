@@ -25,25 +25,40 @@ pub(crate) struct Stored {
     pub(crate) fallback: Option<u64>,
     /// `Cache-Control` is not respected: `fallback` decides.
     pub(crate) override_cc: bool,
+    /// Computed once from the headers when stored (a hit parses nothing).
+    pub(crate) initial_age: Option<u64>,
+    /// Likewise: the freshness lifetime, for the layer's `shared` setting.
+    pub(crate) lifetime: Option<u64>,
 }
 
 impl Stored {
-    pub(crate) fn age(&self, now: SystemTime) -> u64 {
-        freshness::current_age(&self.headers, self.timing, now)
+    /// Fills in the derived fields from the others.
+    pub(crate) fn derive(mut self, shared: bool) -> Self {
+        self.initial_age = freshness::initial_age(&self.headers, self.timing);
+        self.lifetime = if self.override_cc {
+            self.fallback
+        } else {
+            freshness::freshness_lifetime(
+                self.status,
+                &self.headers,
+                &self.directives,
+                self.timing,
+                shared,
+            )
+            .or(self.fallback)
+        };
+        self
     }
 
-    pub(crate) fn lifetime(&self, shared: bool) -> Option<u64> {
-        if self.override_cc {
-            return self.fallback;
+    pub(crate) fn age(&self, now: SystemTime) -> u64 {
+        match self.initial_age {
+            Some(initial) => freshness::resident_age(initial, self.timing, now),
+            None => u64::MAX,
         }
-        freshness::freshness_lifetime(
-            self.status,
-            &self.headers,
-            &self.directives,
-            self.timing,
-            shared,
-        )
-        .or(self.fallback)
+    }
+
+    pub(crate) fn lifetime(&self) -> Option<u64> {
+        self.lifetime
     }
 
     pub(crate) fn has_validator(&self) -> bool {
@@ -67,6 +82,7 @@ impl Stored {
         timing: Timing,
         targeted: &[HeaderName],
         token: Option<&str>,
+        shared: bool,
     ) -> Self {
         let mut headers = self.headers.clone();
         let mut replaced: Vec<HeaderName> = Vec::new();
@@ -96,7 +112,10 @@ impl Stored {
             directives,
             fallback: self.fallback,
             override_cc: self.override_cc,
+            initial_age: None,
+            lifetime: None,
         }
+        .derive(shared)
     }
 }
 

@@ -105,6 +105,8 @@ pub(crate) struct Shared {
     pub(crate) config: Config,
     pub(crate) store: Cache<String, Variants>,
     pub(crate) flights: Arc<crate::flight::Flights>,
+    /// `Surrogate-Capability` to send upstream, made once.
+    pub(crate) surrogate_capability: Option<http::HeaderValue>,
 }
 
 impl CacheLayer {
@@ -278,6 +280,9 @@ impl CacheLayerBuilder {
             .min(usize::try_from(per_entry / 2).unwrap_or(usize::MAX));
         Ok(CacheLayer {
             shared: Arc::new(Shared {
+                surrogate_capability: config.surrogate_token.as_ref().and_then(|token| {
+                    http::HeaderValue::from_str(&format!("{token}=\"Surrogate/1.0\"")).ok()
+                }),
                 config,
                 store,
                 flights: Arc::default(),

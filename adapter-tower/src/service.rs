@@ -104,12 +104,11 @@ where
 {
     let config = &shared.config;
     let method = request.method().clone();
-    if let Some(token) = &config.surrogate_token {
-        if let Ok(value) = HeaderValue::from_str(&format!("{token}=\"Surrogate/1.0\"")) {
-            request
-                .headers_mut()
-                .append(HeaderName::from_static("surrogate-capability"), value);
-        }
+    if let Some(capability) = &shared.surrogate_capability {
+        request.headers_mut().append(
+            HeaderName::from_static("surrogate-capability"),
+            capability.clone(),
+        );
     }
     if method != Method::GET && method != Method::HEAD {
         let authority = key::authority(request.uri(), request.headers());
@@ -160,7 +159,7 @@ where
     };
     if let Some(stored) = &stored {
         let age = stored.age(now);
-        let lifetime = stored.lifetime(config.shared);
+        let lifetime = stored.lifetime();
         let remaining = lifetime.map_or(-1, |l| l as i128 - age as i128);
         let fresh = remaining > 0
             && request_directives.max_age.is_none_or(|max| age <= max)
@@ -228,6 +227,7 @@ where
             timing,
             &shared.config.targeted,
             shared.config.surrogate_token.as_deref(),
+            shared.config.shared,
         ));
         let updated =
             entry::with_variant(shared.store.peek(&key).as_ref(), clone_stored(&refreshed));
@@ -247,8 +247,7 @@ where
             || stored.directives.no_cache
             || (config.shared
                 && (stored.directives.proxy_revalidate || stored.directives.s_maxage.is_some()));
-        let was_fresh =
-            stored.lifetime(config.shared).is_some() && !stored.status.is_server_error();
+        let was_fresh = stored.lifetime().is_some() && !stored.status.is_server_error();
         if config.stale_on_error && was_fresh && !forbidden && method == Method::GET {
             let age = stored.age(SystemTime::now());
             let conditionals = client_conditionals.as_ref().unwrap_or(&request_headers);
@@ -357,8 +356,11 @@ where
         directives,
         fallback,
         override_cc: !config.respect_cache_control,
+        initial_age: None,
+        lifetime: None,
     };
     let key = outcome.key;
+    let shared_mode = config.shared;
     let store = Arc::clone(shared);
     let min = config.min_body_size;
     let guard = outcome.guard;
@@ -371,7 +373,8 @@ where
         let stored = Stored {
             body: bytes,
             ..template
-        };
+        }
+        .derive(shared_mode);
         let updated = entry::with_variant(store.store.peek(&key).as_ref(), stored);
         let _ = store.store.insert(key, updated);
     });
@@ -410,6 +413,8 @@ fn clone_stored(stored: &Stored) -> Stored {
         directives: stored.directives.clone(),
         fallback: stored.fallback,
         override_cc: stored.override_cc,
+        initial_age: stored.initial_age,
+        lifetime: stored.lifetime,
     }
 }
 

@@ -42,15 +42,26 @@ impl KeyExtractor {
         Self::Custom(Arc::new(f))
     }
 
-    /// The primary key of `request`, or `None` to bypass the cache.
-    pub(crate) fn key<B>(&self, request: &Request<B>) -> Option<String> {
+    /// The primary key of `request` (authority, then the extractor's part),
+    /// or `None` when a custom extractor bypasses the cache for it.
+    pub fn key<B>(&self, request: &Request<B>) -> Option<String> {
+        let target = match self {
+            Self::PathAndQuery => request.uri().path_and_query().map_or("/", |p| p.as_str()),
+            Self::Path => request.uri().path(),
+            Self::Custom(_) => "",
+        };
+        if !matches!(self, Self::Custom(_)) {
+            // One allocation: the lower-cased authority, then the target.
+            let raw = raw_authority(request.uri(), request.headers());
+            let raw = raw.trim();
+            let mut key = String::with_capacity(raw.len() + target.len());
+            key.extend(raw.chars().map(|c| c.to_ascii_lowercase()));
+            key.push_str(target);
+            return Some(key);
+        }
         let authority = authority(request.uri(), request.headers());
         match self {
-            Self::PathAndQuery => Some(format!(
-                "{authority}{}",
-                request.uri().path_and_query().map_or("/", |p| p.as_str())
-            )),
-            Self::Path => Some(format!("{authority}{}", request.uri().path())),
+            Self::PathAndQuery | Self::Path => None,
             Self::Custom(f) => {
                 // The closure sees the parts without the body.
                 let mut parts = Request::new(()).into_parts().0;
@@ -79,17 +90,14 @@ impl KeyExtractor {
 
 /// The lower-cased authority of a request: the URI's, else `Host`.
 pub(crate) fn authority(uri: &Uri, headers: &HeaderMap) -> String {
-    let raw = uri
-        .authority()
-        .map(|a| a.as_str().to_owned())
-        .or_else(|| {
-            headers
-                .get(HOST)
-                .and_then(|h| h.to_str().ok())
-                .map(str::to_owned)
-        })
-        .unwrap_or_default();
-    raw.trim().to_ascii_lowercase()
+    raw_authority(uri, headers).trim().to_ascii_lowercase()
+}
+
+fn raw_authority<'a>(uri: &'a Uri, headers: &'a HeaderMap) -> &'a str {
+    uri.authority()
+        .map(|a| a.as_str())
+        .or_else(|| headers.get(HOST).and_then(|h| h.to_str().ok()))
+        .unwrap_or_default()
 }
 
 /// The request header values a response varies on, normalised: the

@@ -74,21 +74,22 @@ fn age_header(headers: &HeaderMap) -> Option<u64> {
     Some(text.parse::<u64>().unwrap_or(u64::MAX))
 }
 
-/// The response's current age in seconds at `now` (§4.2.3).
-pub(crate) fn current_age(headers: &HeaderMap, timing: Timing, now: SystemTime) -> u64 {
+/// The corrected initial age (§4.2.3) of a response when it arrived;
+/// `None` if its `Age` cannot be read.
+pub(crate) fn initial_age(headers: &HeaderMap, timing: Timing) -> Option<u64> {
     let date = http_date(headers, DATE)
         .flatten()
         .unwrap_or(timing.response_time);
     let apparent_age = secs_between(timing.response_time, date);
-    let Some(age_value) = age_header(headers) else {
-        // An Age that cannot be read may hide any age: treat as stale.
-        return u64::MAX;
-    };
+    let age_value = age_header(headers)?;
     let response_delay = secs_between(timing.response_time, timing.request_time);
     let corrected_age_value = age_value.saturating_add(response_delay);
-    let corrected_initial_age = apparent_age.max(corrected_age_value);
-    let resident_time = secs_between(now, timing.response_time);
-    corrected_initial_age.saturating_add(resident_time)
+    Some(apparent_age.max(corrected_age_value))
+}
+
+/// The current age at `now` from the corrected initial age.
+pub(crate) fn resident_age(initial: u64, timing: Timing, now: SystemTime) -> u64 {
+    initial.saturating_add(secs_between(now, timing.response_time))
 }
 
 /// The freshness lifetime in seconds (§4.2.1), or `None` when the response
