@@ -65,6 +65,7 @@ mod flight;
 pub mod key;
 mod layer;
 pub mod policy;
+mod range;
 mod service;
 
 pub use body::{BoxError, CacheBody};

@@ -22,6 +22,7 @@ use crate::key::{self, VaryKey};
 use crate::layer::Shared;
 use crate::policy::freshness::{Storable, Timing};
 use crate::policy::Directives;
+use crate::range;
 
 /// Caches the responses of `S`; made by [`CacheLayer`](crate::CacheLayer).
 pub struct CacheService<S> {
@@ -452,14 +453,44 @@ fn serve<B>(
         }
         response
     } else {
-        let body = if method == Method::HEAD {
-            CacheBody::empty()
+        let len = stored.body.len() as u64;
+        let answer = if method == Method::GET && stored.status == StatusCode::OK {
+            range::answer(conditionals, &stored.headers, len)
         } else {
-            CacheBody::full(stored.body.clone())
+            range::Answer::Whole
         };
-        let mut response = Response::new(body);
-        *response.status_mut() = stored.status;
+        let mut response = Response::new(CacheBody::empty());
         *response.headers_mut() = stored.headers.clone();
+        match answer {
+            range::Answer::Whole => {
+                *response.status_mut() = stored.status;
+                if method != Method::HEAD {
+                    *response.body_mut() = CacheBody::full(stored.body.clone());
+                }
+            }
+            range::Answer::Part(part) => {
+                // In bounds: `resolve` keeps a part within the body.
+                let slice = stored.body.slice(part.start as usize..part.end as usize);
+                *response.status_mut() = StatusCode::PARTIAL_CONTENT;
+                let content_range = format!("bytes {}-{}/{len}", part.start, part.end - 1);
+                if let Ok(value) = HeaderValue::from_str(&content_range) {
+                    response.headers_mut().insert(header::CONTENT_RANGE, value);
+                }
+                response
+                    .headers_mut()
+                    .insert(header::CONTENT_LENGTH, HeaderValue::from(slice.len()));
+                *response.body_mut() = CacheBody::full(slice);
+            }
+            range::Answer::Unsatisfiable => {
+                *response.status_mut() = StatusCode::RANGE_NOT_SATISFIABLE;
+                if let Ok(value) = HeaderValue::from_str(&format!("bytes */{len}")) {
+                    response.headers_mut().insert(header::CONTENT_RANGE, value);
+                }
+                response
+                    .headers_mut()
+                    .insert(header::CONTENT_LENGTH, HeaderValue::from(0));
+            }
+        }
         response
     };
     response
