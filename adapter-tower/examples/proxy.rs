@@ -116,6 +116,11 @@ async fn main() {
     let layer = CacheLayer::builder()
         .max_capacity(args.memory)
         .buffer_unsized(args.store_unsized)
+        // Responses with `stale-while-revalidate` are answered at once and
+        // revalidated in the background.
+        .spawner(|task| {
+            tokio::spawn(task);
+        })
         .build()
         .unwrap_or_else(|e| usage(&e.to_string()));
     let client = Client::builder(TokioExecutor::new()).build_http::<Incoming>();

@@ -56,6 +56,27 @@ pub struct Config {
     /// `proxy-revalidate`, `s-maxage`, `no-cache`), as RFC 9111 §4.2.4
     /// allows. Default false, as in nginx (`proxy_cache_use_stale off`).
     pub stale_on_error: bool,
+    /// How long past its freshness a response may still be served at once
+    /// while one background request revalidates it, when the response
+    /// gives no `stale-while-revalidate` of its own (RFC 5861). Needs a
+    /// [`Config::spawner`]. Default none.
+    pub stale_while_revalidate: Option<Duration>,
+    /// Runs background revalidations (e.g. `tokio::spawn`); without one,
+    /// stale responses are revalidated before answering.
+    pub spawner: Option<Spawner>,
+}
+
+/// A future the layer runs in the background.
+pub type BackgroundTask = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + 'static>>;
+
+/// Runs the layer's background tasks; see [`CacheLayerBuilder::spawner`].
+#[derive(Clone)]
+pub struct Spawner(pub(crate) Arc<dyn Fn(BackgroundTask) + Send + Sync>);
+
+impl fmt::Debug for Spawner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Spawner(..)")
+    }
 }
 
 impl Default for Config {
@@ -77,6 +98,8 @@ impl Default for Config {
             ],
             surrogate_token: Some("strata".to_owned()),
             stale_on_error: false,
+            stale_while_revalidate: None,
+            spawner: None,
         }
     }
 }
@@ -244,6 +267,23 @@ impl CacheLayerBuilder {
     /// [`Config::stale_on_error`]). Default false.
     pub fn stale_on_error(mut self, yes: bool) -> Self {
         self.config.stale_on_error = yes;
+        self
+    }
+
+    /// Serve responses up to `window` past their freshness at once while
+    /// one background request revalidates them (a response's own
+    /// `stale-while-revalidate` wins). Needs a [`spawner`](Self::spawner).
+    /// Default none.
+    pub fn stale_while_revalidate(mut self, window: Duration) -> Self {
+        self.config.stale_while_revalidate = Some(window);
+        self
+    }
+
+    /// How to run background revalidations, e.g.
+    /// `.spawner(|task| { tokio::spawn(task); })`. Without one, stale
+    /// responses are revalidated before they are answered. Default none.
+    pub fn spawner(mut self, spawn: impl Fn(BackgroundTask) + Send + Sync + 'static) -> Self {
+        self.config.spawner = Some(Spawner(Arc::new(spawn)));
         self
     }
 

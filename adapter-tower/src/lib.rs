@@ -22,6 +22,9 @@
 //!   `text/event-stream` stream through without being stored;
 //! - concurrent misses of one resource make one upstream request; the
 //!   others wait for its response to be stored and are answered from it;
+//! - with a [`spawner`](CacheLayerBuilder::spawner), a response inside its
+//!   `stale-while-revalidate` window (RFC 5861, or the layer's default) is
+//!   answered at once and revalidated by one background request;
 //! - every response says what happened in `Cache-Status` (RFC 9211).
 //!
 //! ```
@@ -70,5 +73,5 @@ mod service;
 
 pub use body::{BoxError, CacheBody};
 pub use key::KeyExtractor;
-pub use layer::{CacheLayer, CacheLayerBuilder, Config};
+pub use layer::{BackgroundTask, CacheLayer, CacheLayerBuilder, Config, Spawner};
 pub use service::{CacheService, ResponseFuture};

@@ -13,6 +13,7 @@ use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode, Uri};
 use http_body::Body;
+use http_body_util::BodyExt;
 use tower_service::Service;
 
 use crate::body::{BoxError, CacheBody, Sink};
@@ -99,8 +100,10 @@ async fn handle<S, ReqB, ResB>(
     mut request: Request<ReqB>,
 ) -> Result<Response<CacheBody<ResB>>, S::Error>
 where
-    S: Service<Request<ReqB>, Response = Response<ResB>>,
-    ResB: Body<Data = Bytes>,
+    S: Service<Request<ReqB>, Response = Response<ResB>> + Send + 'static,
+    S::Future: Send + 'static,
+    ReqB: Send + 'static,
+    ResB: Body<Data = Bytes> + Send + 'static,
     ResB::Error: Into<BoxError>,
 {
     let config = &shared.config;
@@ -183,6 +186,43 @@ where
                 .is_some_and(|max| -remaining <= i128::from(max));
         if may_serve_stale {
             return Ok(serve(stored, age, &method, request.headers(), "hit; stale"));
+        }
+        let window = stored
+            .directives
+            .stale_while_revalidate
+            .or(config.stale_while_revalidate.map(|w| w.as_secs()));
+        let in_window = !revalidate
+            && method == Method::GET
+            && lifetime.is_some()
+            && !stored.directives.must_revalidate
+            && window.is_some_and(|w| -remaining <= i128::from(w));
+        if let (true, Some(spawner)) = (in_window, &config.spawner) {
+            // Answer now; one background request revalidates (RFC 5861).
+            let flight_key = format!("{key}\0revalidate");
+            let detail = match shared.flights.join(&flight_key) {
+                Joined::Wait(_) => "hit; stale",
+                Joined::Lead(guard) => {
+                    let client_headers = request.headers().clone();
+                    let task = revalidate_in_background(
+                        Arc::clone(&shared),
+                        inner,
+                        request,
+                        Arc::clone(stored),
+                        key,
+                        request_directives.clone(),
+                        guard,
+                    );
+                    (spawner.0)(Box::pin(task));
+                    return Ok(serve(
+                        stored,
+                        age,
+                        &method,
+                        &client_headers,
+                        "hit; stale; detail=revalidating",
+                    ));
+                }
+            };
+            return Ok(serve(stored, age, &method, request.headers(), detail));
         }
         if request_directives.no_cache {
             detail = "fwd=request";
@@ -273,6 +313,70 @@ where
         guard,
     };
     Ok(finish(&shared, outcome, response))
+}
+
+/// Revalidates `stored` with `request` (the one that found it stale,
+/// answered already): a 304 refreshes it, a new response replaces it.
+async fn revalidate_in_background<S, ReqB, ResB>(
+    shared: Arc<Shared>,
+    mut inner: S,
+    mut request: Request<ReqB>,
+    stored: Arc<Stored>,
+    key: String,
+    request_directives: Directives,
+    guard: Guard,
+) where
+    S: Service<Request<ReqB>, Response = Response<ResB>>,
+    ResB: Body<Data = Bytes>,
+    ResB::Error: Into<BoxError>,
+{
+    let _guard = guard;
+    let headers = request.headers_mut();
+    for name in CONDITIONALS {
+        headers.remove(&name);
+    }
+    if let Some(etag) = stored.headers.get(header::ETAG) {
+        headers.insert(header::IF_NONE_MATCH, etag.clone());
+    }
+    if let Some(modified) = stored.headers.get(header::LAST_MODIFIED) {
+        headers.insert(header::IF_MODIFIED_SINCE, modified.clone());
+    }
+    let request_headers = request.headers().clone();
+    let request_time = SystemTime::now();
+    let Ok(response) = inner.call(request).await else {
+        return;
+    };
+    let timing = Timing {
+        request_time,
+        response_time: SystemTime::now(),
+    };
+    let config = &shared.config;
+    if response.status() == StatusCode::NOT_MODIFIED {
+        let refreshed = stored.refreshed(
+            response.headers(),
+            timing,
+            &config.targeted,
+            config.surrogate_token.as_deref(),
+            config.shared,
+        );
+        let updated = entry::with_variant(shared.store.peek(&key).as_ref(), refreshed);
+        let _ = shared.store.insert(key, updated);
+        return;
+    }
+    let outcome = Outcome {
+        key,
+        method: &Method::GET,
+        request: &request_headers,
+        request_directives: &request_directives,
+        timing,
+        detail: String::new(),
+        guard: None,
+    };
+    // Reading the body to its end stores it (or not, as for any response).
+    let _ = finish(&shared, outcome, response)
+        .into_body()
+        .collect()
+        .await;
 }
 
 /// What a forwarded GET/HEAD needs to decide whether to store.

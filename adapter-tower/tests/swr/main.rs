@@ -1,0 +1,130 @@
+//! Stale-while-revalidate: the stale copy at once, one revalidation in the
+//! background.
+#![allow(clippy::unwrap_used)]
+
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use strata_tower::CacheLayer;
+use tower::{Service, ServiceExt};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_copies_are_served_at_once_and_revalidated_once() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&calls);
+    let origin = tower::service_fn(move |req: Request<()>| {
+        let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
+        let revalidating = req.headers().contains_key("if-none-match");
+        async move {
+            if n > 1 {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+            let mut response = Response::builder()
+                .header("cache-control", "max-age=0, stale-while-revalidate=60")
+                .header("etag", "\"v1\"");
+            let body = if revalidating {
+                response = response
+                    .status(StatusCode::NOT_MODIFIED)
+                    .header("x-refreshed", "yes");
+                Bytes::new()
+            } else {
+                Bytes::from_static(b"hello")
+            };
+            Ok::<_, Infallible>(
+                response
+                    .header("content-length", body.len())
+                    .body(Full::new(body))
+                    .unwrap(),
+            )
+        }
+    });
+    let layer = CacheLayer::builder()
+        .spawner(|task| {
+            tokio::spawn(task);
+        })
+        .build()
+        .unwrap();
+    let svc = tower::Layer::layer(&layer, origin);
+    let get = || {
+        Request::get("/s")
+            .header("host", "example.com")
+            .body(())
+            .unwrap()
+    };
+    let first = svc.clone().oneshot(get()).await.unwrap();
+    first.into_body().collect().await.unwrap();
+
+    let started = Instant::now();
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        let mut svc = svc.clone();
+        let response = svc.ready().await.unwrap().call(get()).await.unwrap();
+        statuses.push(
+            response.headers()["cache-status"]
+                .to_str()
+                .unwrap()
+                .to_owned(),
+        );
+        assert_eq!(
+            response.into_body().collect().await.unwrap().to_bytes(),
+            "hello"
+        );
+    }
+    assert!(
+        started.elapsed() < Duration::from_millis(250),
+        "none waited for the origin"
+    );
+    assert!(statuses[0].contains("detail=revalidating"), "{statuses:?}");
+    assert!(
+        statuses.iter().all(|s| s.contains("hit; stale")),
+        "{statuses:?}"
+    );
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        calls.load(Ordering::SeqCst),
+        2,
+        "one background revalidation"
+    );
+    let after = svc.clone().oneshot(get()).await.unwrap();
+    assert_eq!(
+        after.headers()["x-refreshed"],
+        "yes",
+        "the 304 refreshed the entry"
+    );
+}
+
+#[tokio::test]
+async fn without_a_spawner_stale_copies_are_revalidated_first() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&calls);
+    let origin = tower::service_fn(move |_req: Request<()>| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        async {
+            Ok::<_, Infallible>(
+                Response::builder()
+                    .header("cache-control", "max-age=0, stale-while-revalidate=60")
+                    .header("content-length", "2")
+                    .body(Full::new(Bytes::from_static(b"hi")))
+                    .unwrap(),
+            )
+        }
+    });
+    let layer = CacheLayer::new(1 << 20).unwrap();
+    let svc = tower::Layer::layer(&layer, origin);
+    let get = || {
+        Request::get("/s")
+            .header("host", "example.com")
+            .body(())
+            .unwrap()
+    };
+    for _ in 0..2 {
+        let r = svc.clone().oneshot(get()).await.unwrap();
+        r.into_body().collect().await.unwrap();
+    }
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
