@@ -64,6 +64,24 @@ pub struct Config {
     /// Runs background revalidations (e.g. `tokio::spawn`); without one,
     /// stale responses are revalidated before answering.
     pub spawner: Option<Spawner>,
+    /// Store only responses with these statuses (RFC 9111 rules still
+    /// apply); `None`: every status those rules allow.
+    pub cacheable_statuses: Option<Vec<http::StatusCode>>,
+    /// Labels a stored response from its key and response headers, for
+    /// [`CacheLayer::invalidate_tag`]; `None`: no tags.
+    pub tags: Option<TagExtractor>,
+}
+
+type TagFn = dyn Fn(&str, &http::HeaderMap) -> Vec<String> + Send + Sync;
+
+/// Derives tags for a stored response; see [`CacheLayerBuilder::tags`].
+#[derive(Clone)]
+pub struct TagExtractor(pub(crate) Arc<TagFn>);
+
+impl fmt::Debug for TagExtractor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("TagExtractor(..)")
+    }
 }
 
 /// A future the layer runs in the background.
@@ -100,6 +118,8 @@ impl Default for Config {
             stale_on_error: false,
             stale_while_revalidate: None,
             spawner: None,
+            cacheable_statuses: None,
+            tags: None,
         }
     }
 }
@@ -162,6 +182,19 @@ impl CacheLayer {
     /// Drops every stored response.
     pub fn clear(&self) {
         self.shared.store.clear();
+    }
+
+    /// Drops the stored responses of the resource `key` names (see
+    /// [`KeyExtractor::key`](crate::KeyExtractor::key)); true if there were
+    /// any.
+    pub fn invalidate(&self, key: &str) -> bool {
+        self.shared.store.remove(key).is_some()
+    }
+
+    /// Drops every stored response tagged `tag` (see
+    /// [`CacheLayerBuilder::tags`]); returns how many resources.
+    pub fn invalidate_tag(&self, tag: &str) -> usize {
+        self.shared.store.invalidate_tag(tag)
     }
 }
 
@@ -285,6 +318,43 @@ impl CacheLayerBuilder {
     pub fn spawner(mut self, spawn: impl Fn(BackgroundTask) + Send + Sync + 'static) -> Self {
         self.config.spawner = Some(Spawner(Arc::new(spawn)));
         self
+    }
+
+    /// Store only responses with these statuses. Default: any status RFC
+    /// 9111 allows.
+    pub fn cacheable_statuses(
+        mut self,
+        statuses: impl IntoIterator<Item = http::StatusCode>,
+    ) -> Self {
+        self.config.cacheable_statuses = Some(statuses.into_iter().collect());
+        self
+    }
+
+    /// Tags each stored response with `f(key, response_headers)`, so that
+    /// [`CacheLayer::invalidate_tag`] can drop every response with a tag.
+    /// Default none.
+    pub fn tags(
+        mut self,
+        f: impl Fn(&str, &http::HeaderMap) -> Vec<String> + Send + Sync + 'static,
+    ) -> Self {
+        self.config.tags = Some(TagExtractor(Arc::new(f)));
+        self
+    }
+
+    /// Tags each stored response with the comma-separated values of its
+    /// response header `name` (as CDNs read `Cache-Tag` or `Surrogate-Key`).
+    pub fn tags_from_header(self, name: HeaderName) -> Self {
+        self.tags(move |_key, headers| {
+            headers
+                .get_all(&name)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split([',', ' ']))
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
     }
 
     /// This cache's `Surrogate-Control` device token (see

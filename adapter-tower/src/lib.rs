@@ -73,5 +73,5 @@ mod service;
 
 pub use body::{BoxError, CacheBody};
 pub use key::KeyExtractor;
-pub use layer::{BackgroundTask, CacheLayer, CacheLayerBuilder, Config, Spawner};
+pub use layer::{BackgroundTask, CacheLayer, CacheLayerBuilder, Config, Spawner, TagExtractor};
 pub use service::{CacheService, ResponseFuture};

@@ -272,7 +272,7 @@ where
         ));
         let updated =
             entry::with_variant(shared.store.peek(&key).as_ref(), clone_stored(&refreshed));
-        let _ = shared.store.insert(key, updated);
+        store_tagged(&shared, key, updated, &refreshed.headers);
         let age = refreshed.age(SystemTime::now());
         return Ok(serve(
             &refreshed,
@@ -359,8 +359,9 @@ async fn revalidate_in_background<S, ReqB, ResB>(
             config.surrogate_token.as_deref(),
             config.shared,
         );
+        let headers = refreshed.headers.clone();
         let updated = entry::with_variant(shared.store.peek(&key).as_ref(), refreshed);
-        let _ = shared.store.insert(key, updated);
+        store_tagged(&shared, key, updated, &headers);
         return;
     }
     let outcome = Outcome {
@@ -444,9 +445,18 @@ where
         Some(len) => len <= config.max_body_size as u64 && len >= config.min_body_size as u64,
         None => config.buffer_unsized,
     };
-    if !storable || !fits || streamed {
+    let status_allowed = config
+        .cacheable_statuses
+        .as_ref()
+        .is_none_or(|allowed| allowed.contains(&status));
+    if !storable || !fits || streamed || !status_allowed {
         return forwarded(response, &outcome.detail);
     }
+    let tags = config
+        .tags
+        .as_ref()
+        .map(|extract| (extract.0)(&outcome.key, response.headers()))
+        .unwrap_or_default();
     let (parts, body) = response.into_parts();
     let template = Stored {
         status,
@@ -481,7 +491,8 @@ where
         }
         .derive(shared_mode);
         let updated = entry::with_variant(store.store.peek(&key).as_ref(), stored);
-        let _ = store.store.insert(key, updated);
+        let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
+        let _ = store.store.insert_with_tags(key, updated, &tags);
     });
     let body = if length == Some(0) {
         // Nothing to wait for (a 204, say, whose body nobody polls).
@@ -496,6 +507,19 @@ where
         &format!("{}; stored", outcome.detail),
     );
     response
+}
+
+/// Stores `variants` under `key` with the tags the layer's extractor
+/// gives `headers` (a 304 refresh keeps a response's tags).
+fn store_tagged(shared: &Shared, key: String, variants: entry::Variants, headers: &HeaderMap) {
+    let tags = shared
+        .config
+        .tags
+        .as_ref()
+        .map(|extract| (extract.0)(&key, headers))
+        .unwrap_or_default();
+    let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
+    let _ = shared.store.insert_with_tags(key, variants, &tags);
 }
 
 /// Fields a response's `no-cache="…"` / `private="…"` keep out of the

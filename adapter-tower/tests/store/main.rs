@@ -241,3 +241,52 @@ async fn header_allowlist_keeps_only_named_fields() {
     assert!(hit.headers().get("x-b").is_none());
     assert_eq!(hit.headers()["cache-control"], "max-age=60");
 }
+
+#[tokio::test]
+async fn tags_from_a_header_and_invalidation_by_tag_or_key() {
+    let (origin, seen) = origin(|r, _| {
+        let tag: &'static str = if r.uri().path().starts_with("/users") {
+            "users, people"
+        } else {
+            "teams"
+        };
+        reply("x", &[("cache-control", "max-age=60"), ("cache-tag", tag)])
+    });
+    let layer = CacheLayer::builder()
+        .tags_from_header(http::HeaderName::from_static("cache-tag"))
+        .build()
+        .unwrap();
+    let mut svc = layered(&layer, origin);
+    for path in ["/users/1", "/users/2", "/teams/1"] {
+        send(&mut svc, get(path)).await;
+    }
+    assert_eq!(layer.invalidate_tag("people"), 2);
+    for path in ["/users/1", "/users/2", "/teams/1"] {
+        send(&mut svc, get(path)).await;
+    }
+    assert_eq!(seen.count(), 5, "the two users refetched, the team not");
+    let key = KeyExtractor::default().key(&get("/teams/1")).unwrap();
+    assert!(layer.invalidate(&key));
+    send(&mut svc, get("/teams/1")).await;
+    assert_eq!(seen.count(), 6);
+}
+
+#[tokio::test]
+async fn only_the_configured_statuses_are_stored() {
+    let (origin, seen) = origin(|r, _| {
+        let mut response = reply("x", &[("cache-control", "max-age=60")]);
+        if r.uri().path() == "/missing" {
+            *response.status_mut() = http::StatusCode::NOT_FOUND;
+        }
+        response
+    });
+    let layer = CacheLayer::builder()
+        .cacheable_statuses([http::StatusCode::OK])
+        .build()
+        .unwrap();
+    let mut svc = layered(&layer, origin);
+    for path in ["/ok", "/ok", "/missing", "/missing"] {
+        send(&mut svc, get(path)).await;
+    }
+    assert_eq!(seen.count(), 3, "the 404 is not stored");
+}
