@@ -15,10 +15,14 @@ use hyper_util::rt::TokioExecutor;
 
 /// The example binary, built next to this test by `cargo test`.
 fn proxy_binary() -> PathBuf {
+    example("proxy")
+}
+
+fn example(name: &str) -> PathBuf {
     let mut dir = std::env::current_exe().unwrap();
     dir.pop(); // deps
     dir.pop(); // debug or release
-    dir.join("examples").join("proxy")
+    dir.join("examples").join(name)
 }
 
 struct Proxy {
@@ -35,7 +39,11 @@ impl Drop for Proxy {
 
 /// Starts the proxy with `args` and waits for its "caching proxy on" line.
 fn start(args: &[&str]) -> Proxy {
-    let mut child = Command::new(proxy_binary())
+    start_example("proxy", args, "caching proxy on http://")
+}
+
+fn start_example(name: &str, args: &[&str], banner: &str) -> Proxy {
+    let mut child = Command::new(example(name))
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -45,7 +53,7 @@ fn start(args: &[&str]) -> Proxy {
     let mut lines = BufReader::new(stdout).lines();
     let addr = loop {
         let line = lines.next().expect("proxy exited early").unwrap();
-        if let Some(rest) = line.strip_prefix("caching proxy on http://") {
+        if let Some(rest) = line.strip_prefix(banner) {
             break rest.split_whitespace().next().unwrap().to_owned();
         }
     };
@@ -141,4 +149,27 @@ fn bad_arguments_and_a_busy_port_are_clear_errors() {
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&output.stderr).contains("cannot listen on"));
+}
+
+#[tokio::test]
+async fn the_axum_example_caches_its_routes() {
+    let app = start_example(
+        "axum",
+        &["127.0.0.1:0"],
+        "axum with strata-tower on http://",
+    );
+    let url = format!("http://{}/report", app.addr);
+    let (first, body) = fetch(&url).await;
+    assert_eq!(body, "quarterly report\n");
+    assert!(first.headers["cache-status"]
+        .to_str()
+        .unwrap()
+        .contains("stored"));
+    let started = Instant::now();
+    let (second, _) = fetch(&url).await;
+    assert!(second.headers["cache-status"]
+        .to_str()
+        .unwrap()
+        .contains("hit"));
+    assert!(started.elapsed() < Duration::from_millis(300));
 }
