@@ -68,6 +68,61 @@ where
     })
 }
 
+/// One bench function: `svc` answering `/hit` (the warmed entry) or, with
+/// `fresh_keys`, a new path per iteration (a miss that stores).
+fn compare<S>(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    rt: &tokio::runtime::Runtime,
+    name: &str,
+    svc: &S,
+    fresh_keys: bool,
+) where
+    S: Service<Request<()>> + Clone,
+    S::Response: IntoBody,
+    S::Error: std::fmt::Debug,
+{
+    let mut next = 0u64;
+    group.bench_function(name, |b| {
+        b.iter_custom(|iters| {
+            let base = next;
+            next += iters;
+            timed(rt, iters, |i| {
+                let mut svc = svc.clone();
+                async move {
+                    let path = if fresh_keys {
+                        format!("/miss/{}", base + i)
+                    } else {
+                        "/hit".to_owned()
+                    };
+                    let r = svc
+                        .ready()
+                        .await
+                        .expect("ready")
+                        .call(request(&path))
+                        .await
+                        .expect("call");
+                    black_box(r.collect_body().await);
+                }
+            })
+        });
+    });
+}
+
+/// A response whose body the bench reads to its end.
+trait IntoBody {
+    fn collect_body(self) -> impl std::future::Future<Output = Bytes>;
+}
+
+impl<B> IntoBody for Response<B>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: std::fmt::Debug,
+{
+    async fn collect_body(self) -> Bytes {
+        self.into_body().collect().await.expect("body").to_bytes()
+    }
+}
+
 fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -95,96 +150,18 @@ fn bench(c: &mut Criterion) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     });
 
-    let mut group = c.benchmark_group("http_layer/hit_1KiB");
-    group
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3));
-    group.bench_function("strata_tower", |b| {
-        b.iter_custom(|iters| {
-            timed(&rt, iters, |_| {
-                let mut svc = strata.clone();
-                async move {
-                    let r = svc
-                        .ready()
-                        .await
-                        .expect("ready")
-                        .call(request("/hit"))
-                        .await
-                        .expect("call");
-                    assert!(r.headers()["cache-status"]
-                        .as_bytes()
-                        .starts_with(b"strata; hit"));
-                    black_box(r.into_body().collect().await.expect("body").to_bytes());
-                }
-            })
-        });
-    });
-    group.bench_function("tower_http_cache", |b| {
-        b.iter_custom(|iters| {
-            timed(&rt, iters, |_| {
-                let mut svc = thc.clone();
-                async move {
-                    let r = svc
-                        .ready()
-                        .await
-                        .expect("ready")
-                        .call(request("/hit"))
-                        .await
-                        .expect("call");
-                    black_box(r.into_body().collect().await.expect("body").to_bytes());
-                }
-            })
-        });
-    });
-    group.finish();
-
-    let mut group = c.benchmark_group("http_layer/miss_and_store_1KiB");
-    group
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3));
-    let mut next = 0u64;
-    group.bench_function("strata_tower", |b| {
-        b.iter_custom(|iters| {
-            let base = next;
-            next += iters;
-            timed(&rt, iters, |i| {
-                let mut svc = strata.clone();
-                async move {
-                    let path = format!("/miss/{}", base + i);
-                    let r = svc
-                        .ready()
-                        .await
-                        .expect("ready")
-                        .call(request(&path))
-                        .await
-                        .expect("call");
-                    black_box(r.into_body().collect().await.expect("body").to_bytes());
-                }
-            })
-        });
-    });
-    let mut next = 0u64;
-    group.bench_function("tower_http_cache", |b| {
-        b.iter_custom(|iters| {
-            let base = next;
-            next += iters;
-            timed(&rt, iters, |i| {
-                let mut svc = thc.clone();
-                async move {
-                    let path = format!("/miss/{}", base + i);
-                    let r = svc
-                        .ready()
-                        .await
-                        .expect("ready")
-                        .call(request(&path))
-                        .await
-                        .expect("call");
-                    black_box(r.into_body().collect().await.expect("body").to_bytes());
-                }
-            })
-        });
-    });
-    group.finish();
+    for (name, fresh_keys) in [
+        ("http_layer/hit_1KiB", false),
+        ("http_layer/miss_and_store_1KiB", true),
+    ] {
+        let mut group = c.benchmark_group(name);
+        group
+            .warm_up_time(Duration::from_secs(1))
+            .measurement_time(Duration::from_secs(3));
+        compare(&mut group, &rt, "strata_tower", &strata, fresh_keys);
+        compare(&mut group, &rt, "tower_http_cache", &thc, fresh_keys);
+        group.finish();
+    }
 
     let mut group = c.benchmark_group("http_layer/key_extraction");
     let key = strata_tower::KeyExtractor::default();

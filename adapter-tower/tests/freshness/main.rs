@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use http::Request;
 use strata_tower::CacheLayer;
-use support::{get, layer, layered, origin, reply, send, status};
+use support::{get, get_with, layer, layered, origin, reply, send, status};
 
 #[tokio::test]
 async fn max_age_serves_from_cache_with_an_age() {
@@ -120,13 +120,7 @@ async fn request_directives_are_honoured() {
         origin(|_, _| reply("x", &[("cache-control", "max-age=60"), ("age", "10")]));
     let mut svc = layered(&layer(), origin);
     send(&mut svc, get("/a")).await;
-    let with = |cc: &str| {
-        Request::get("/a")
-            .header("host", "example.com")
-            .header("cache-control", cc)
-            .body(())
-            .unwrap()
-    };
+    let with = |cc: &str| get_with("/a", "cache-control", cc);
     let (r, _) = send(&mut svc, with("no-cache")).await;
     assert_eq!(seen.count(), 2);
     assert!(status(&r).contains("fwd=request"), "{}", status(&r));
@@ -134,11 +128,7 @@ async fn request_directives_are_honoured() {
     assert_eq!(seen.count(), 3, "10 s old is older than max-age=5");
     let (_, _) = send(&mut svc, with("min-fresh=3600")).await;
     assert_eq!(seen.count(), 4, "not fresh for another hour");
-    let pragma = Request::get("/a")
-        .header("host", "example.com")
-        .header("pragma", "no-cache")
-        .body(())
-        .unwrap();
+    let pragma = get_with("/a", "pragma", "no-cache");
     send(&mut svc, pragma).await;
     assert_eq!(seen.count(), 5, "Pragma: no-cache without Cache-Control");
     send(&mut svc, with("max-age=3600")).await;
@@ -149,13 +139,7 @@ async fn request_directives_are_honoured() {
 async fn max_stale_and_only_if_cached() {
     let (origin, seen) = origin(|_, _| reply("x", &[("cache-control", "max-age=0")]));
     let mut svc = layered(&layer(), origin);
-    let with = |cc: &str| {
-        Request::get("/a")
-            .header("host", "example.com")
-            .header("cache-control", cc)
-            .body(())
-            .unwrap()
-    };
+    let with = |cc: &str| get_with("/a", "cache-control", cc);
     let (miss, _) = send(&mut svc, with("only-if-cached")).await;
     assert_eq!(miss.status(), 504);
     assert_eq!(seen.count(), 0);
@@ -171,12 +155,7 @@ async fn must_revalidate_forbids_stale_serving() {
         origin(|_, _| reply("x", &[("cache-control", "max-age=0, must-revalidate")]));
     let mut svc = layered(&layer(), origin);
     send(&mut svc, get("/a")).await;
-    let request = Request::get("/a")
-        .header("host", "example.com")
-        .header("cache-control", "max-stale")
-        .body(())
-        .unwrap();
-    send(&mut svc, request).await;
+    send(&mut svc, get_with("/a", "cache-control", "max-stale")).await;
     assert_eq!(seen.count(), 2);
 }
 

@@ -62,19 +62,7 @@ fn channel_origin() -> (
 
 #[tokio::test]
 async fn an_unsized_body_streams_through_unbuffered() {
-    let (tx, rx) = mpsc::channel::<Bytes>(4);
-    let rx = std::sync::Arc::new(std::sync::Mutex::new(Some(rx)));
-    let origin = tower::service_fn(move |_req: Request<()>| {
-        let rx = rx.lock().unwrap().take().expect("one request");
-        async move {
-            Ok::<_, Infallible>(
-                Response::builder()
-                    .header("cache-control", "max-age=60")
-                    .body(tokio_stream_shim::Receiver(rx))
-                    .unwrap(),
-            )
-        }
-    });
+    let (origin, tx) = channel_origin();
     let layer = CacheLayer::new(1 << 20).unwrap();
     let mut svc = tower::Layer::layer(&layer, origin);
     let request = Request::get("/live")

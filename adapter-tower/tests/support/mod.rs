@@ -100,3 +100,12 @@ pub fn status(response: &Response<()>) -> String {
 pub fn layer() -> CacheLayer {
     CacheLayer::new(16 << 20).unwrap()
 }
+
+/// A GET of `uri` on example.com with one more header.
+pub fn get_with(uri: &str, name: &str, value: &str) -> Request<()> {
+    Request::get(uri)
+        .header("host", "example.com")
+        .header(name, value)
+        .body(())
+        .unwrap()
+}
