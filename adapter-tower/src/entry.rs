@@ -12,7 +12,7 @@ use crate::policy::freshness::{self, Timing};
 use crate::policy::Directives;
 
 /// One stored response.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub(crate) struct Stored {
     pub(crate) status: StatusCode,
     pub(crate) headers: HeaderMap,

@@ -108,16 +108,10 @@ where
 {
     let config = &shared.config;
     let method = request.method().clone();
-    if let Some(capability) = &shared.surrogate_capability {
-        request.headers_mut().append(
-            HeaderName::from_static("surrogate-capability"),
-            capability.clone(),
-        );
-    }
     if method != Method::GET && method != Method::HEAD {
         let authority = key::authority(request.uri(), request.headers());
         let target = config.key.key(&request);
-        let response = inner.call(request).await?;
+        let response = inner.call(upstream(&shared, request)).await?;
         let unsafe_method = !matches!(method, Method::OPTIONS | Method::TRACE);
         let status = response.status();
         if unsafe_method && (status.is_success() || status.is_redirection()) {
@@ -126,7 +120,7 @@ where
         return Ok(forwarded(response, "fwd=method"));
     }
     let Some(key) = config.key.key(&request) else {
-        let response = inner.call(request).await?;
+        let response = inner.call(upstream(&shared, request)).await?;
         return Ok(forwarded(response, "fwd=bypass"));
     };
     let request_directives = Directives::from_headers(request.headers(), true);
@@ -255,7 +249,7 @@ where
         }
     }
     let request_time = SystemTime::now();
-    let response = inner.call(request).await?;
+    let response = inner.call(upstream(&shared, request)).await?;
     let timing = Timing {
         request_time,
         response_time: SystemTime::now(),
@@ -271,7 +265,7 @@ where
             shared.config.shared,
         ));
         let updated =
-            entry::with_variant(shared.store.peek(&key).as_ref(), clone_stored(&refreshed));
+            entry::with_variant(shared.store.peek(&key).as_ref(), Stored::clone(&refreshed));
         store_tagged(&shared, key, updated, &refreshed.headers);
         let age = refreshed.age(SystemTime::now());
         return Ok(serve(
@@ -315,6 +309,19 @@ where
     Ok(finish(&shared, outcome, response))
 }
 
+/// `request` as it goes upstream: with this cache's
+/// `Surrogate-Capability` appended (only requests that leave the cache
+/// carry it; a hit costs nothing).
+fn upstream<B>(shared: &Shared, mut request: Request<B>) -> Request<B> {
+    if let Some(capability) = &shared.surrogate_capability {
+        request.headers_mut().append(
+            HeaderName::from_static("surrogate-capability"),
+            capability.clone(),
+        );
+    }
+    request
+}
+
 /// Revalidates `stored` with `request` (the one that found it stale,
 /// answered already): a 304 refreshes it, a new response replaces it.
 async fn revalidate_in_background<S, ReqB, ResB>(
@@ -343,7 +350,7 @@ async fn revalidate_in_background<S, ReqB, ResB>(
     }
     let request_headers = request.headers().clone();
     let request_time = SystemTime::now();
-    let Ok(response) = inner.call(request).await else {
+    let Ok(response) = inner.call(upstream(&shared, request)).await else {
         return;
     };
     let timing = Timing {
@@ -530,21 +537,6 @@ fn omitted(directives: &Directives, shared: bool) -> Vec<String> {
         names.extend(directives.private_fields.iter().cloned());
     }
     names
-}
-
-fn clone_stored(stored: &Stored) -> Stored {
-    Stored {
-        status: stored.status,
-        headers: stored.headers.clone(),
-        body: stored.body.clone(),
-        timing: stored.timing,
-        vary: stored.vary.clone(),
-        directives: stored.directives.clone(),
-        fallback: stored.fallback,
-        override_cc: stored.override_cc,
-        initial_age: stored.initial_age,
-        lifetime: stored.lifetime,
-    }
 }
 
 /// A response passed through as it came, labelled.
