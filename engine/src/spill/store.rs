@@ -56,8 +56,6 @@ struct Writer {
     /// Per live segment, oldest first: the hashes of the records it holds
     /// (for reclaim, which must drop their index entries).
     members: VecDeque<(u32, Vec<u64>)>,
-    /// The last write failed: count, and retry on the next append.
-    failed: bool,
 }
 
 /// A live segment, and once it is complete (sealed or recovered) one
@@ -161,7 +159,6 @@ impl Store {
                 written: 0,
                 next_id: 0,
                 members: VecDeque::new(),
-                failed: false,
             }),
             index: (0..INDEX_SHARDS)
                 .map(|_| CachePadded::new(Mutex::new(HashTable::new())))
@@ -509,7 +506,6 @@ impl Store {
         match seg.write_at(record, offset) {
             Ok(()) => {
                 writer.written += record.len();
-                writer.failed = false;
                 bump(&self.counters.writes, 1);
                 bump(&self.counters.bytes_written, record.len() as u64);
                 // `written <= segment_size <= u32::MAX` (see `geometry`).
@@ -520,7 +516,6 @@ impl Store {
                 // part of this one reached the file (nothing reads past
                 // `written`), so a full disk costs records, not segments.
                 bump(&self.counters.write_errors, 1);
-                writer.failed = true;
                 Err(io_error("write", &seg.path)(e))
             }
         }
@@ -537,7 +532,6 @@ impl Store {
             Ok(seg) => Arc::new(seg),
             Err(e) => {
                 bump(&self.counters.write_errors, 1);
-                writer.failed = true;
                 return Err(io_error("create", &self.dir.join(segment::file_name(id)))(
                     e,
                 ));
