@@ -75,10 +75,57 @@ impl Stored {
         self.body.len() + headers + 128
     }
 
-    /// This response with its headers updated by a 304 (RFC 9111 §4.3.4).
+    /// What a `200` answer to a `HEAD` of this response's target says about
+    /// it (RFC 9111 §4.3.5): any validator or `Content-Length` the `HEAD`
+    /// answer carries must match. It is the same response if its strong
+    /// `ETag` or its `Last-Modified` matches, or, without either, its
+    /// `Content-Length` does; a weak `ETag` alone proves nothing.
+    pub(crate) fn compare_head(&self, head: &HeaderMap) -> HeadCheck {
+        if self.status != StatusCode::OK {
+            return HeadCheck::Changed;
+        }
+        let length = match single(head, &header::CONTENT_LENGTH) {
+            Single::Absent => None,
+            Single::One(value) => match value.parse::<u64>() {
+                Ok(length) if length == self.body.len() as u64 => Some(length),
+                Ok(_) => return HeadCheck::Changed,
+                Err(_) => return HeadCheck::Unknown,
+            },
+            Single::Unclear => return HeadCheck::Unknown,
+        };
+        let mut same = false;
+        let etag = single(head, &header::ETAG);
+        match etag {
+            Single::Absent => {}
+            Single::One(theirs) => match single(&self.headers, &header::ETAG) {
+                Single::One(ours) if ours == theirs => same |= !theirs.starts_with("W/"),
+                _ => return HeadCheck::Changed,
+            },
+            Single::Unclear => return HeadCheck::Unknown,
+        }
+        let modified = single(head, &header::LAST_MODIFIED);
+        match modified {
+            Single::Absent => {}
+            Single::One(theirs) => match single(&self.headers, &header::LAST_MODIFIED) {
+                Single::One(ours) if same_date(ours, theirs) => same = true,
+                _ => return HeadCheck::Changed,
+            },
+            Single::Unclear => return HeadCheck::Unknown,
+        }
+        let no_validator = matches!((etag, modified), (Single::Absent, Single::Absent));
+        if same || (no_validator && length.is_some()) {
+            HeadCheck::Same
+        } else {
+            HeadCheck::Unknown
+        }
+    }
+
+    /// This response with its headers updated by a 304 (RFC 9111 §4.3.4),
+    /// or by a `200` to a `HEAD` that [`compare_head`](Self::compare_head)
+    /// found the same (§4.3.5).
     pub(crate) fn refreshed(
         &self,
-        not_modified: &HeaderMap,
+        update: &HeaderMap,
         timing: Timing,
         targeted: &[HeaderName],
         token: Option<&str>,
@@ -86,9 +133,9 @@ impl Stored {
     ) -> Self {
         let mut headers = self.headers.clone();
         let mut replaced: Vec<HeaderName> = Vec::new();
-        for (name, value) in not_modified {
+        for (name, value) in update {
             // RFC 9111 §3.2: these describe the stored representation and
-            // are not taken from a 304.
+            // are not taken from an update.
             let kept = matches!(
                 name.as_str(),
                 "content-length" | "content-encoding" | "content-md5" | "content-range" | "etag"
@@ -119,6 +166,49 @@ impl Stored {
     }
 }
 
+/// What a `HEAD` answer says about a stored response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum HeadCheck {
+    /// The same representation: update the stored headers from it.
+    Same,
+    /// Another representation: the stored response is outdated.
+    Changed,
+    /// Nothing to compare with certainty: leave the stored response.
+    Unknown,
+}
+
+/// A field that must occur once.
+#[derive(Clone, Copy, Debug)]
+enum Single<'a> {
+    Absent,
+    /// Its one value, trimmed.
+    One(&'a str),
+    /// Repeated, empty, or not visible ASCII.
+    Unclear,
+}
+
+fn single<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Single<'a> {
+    let mut values = headers.get_all(name).iter();
+    match (values.next(), values.next()) {
+        (None, _) => Single::Absent,
+        (Some(value), None) => match value.to_str().map(str::trim) {
+            Ok(text) if !text.is_empty() => Single::One(text),
+            _ => Single::Unclear,
+        },
+        (Some(_), Some(_)) => Single::Unclear,
+    }
+}
+
+/// Two `Last-Modified` values name the same instant (as written, or as
+/// dates when their formats differ).
+fn same_date(a: &str, b: &str) -> bool {
+    a == b
+        || matches!(
+            (httpdate::parse_http_date(a), httpdate::parse_http_date(b)),
+            (Ok(a), Ok(b)) if a == b
+        )
+}
+
 /// The responses stored for one resource (primary key), newest first.
 pub(crate) type Variants = Arc<Vec<Arc<Stored>>>;
 
@@ -127,14 +217,25 @@ pub(crate) const MAX_VARIANTS: usize = 8;
 
 /// `variants` with `new` in front and any older response for the same
 /// secondary key dropped.
-pub(crate) fn with_variant(variants: Option<&Variants>, new: Stored) -> Variants {
-    let vary = new.vary.clone();
-    let mut list = vec![Arc::new(new)];
+pub(crate) fn with_variant(variants: Option<&Variants>, new: Arc<Stored>) -> Variants {
+    let mut list = Vec::with_capacity(variants.map_or(1, |v| v.len() + 1));
     if let Some(old) = variants {
-        list.extend(old.iter().filter(|s| s.vary != vary).cloned());
+        list.extend(old.iter().filter(|s| s.vary != new.vary).cloned());
     }
+    list.insert(0, new);
     list.truncate(MAX_VARIANTS);
     Arc::new(list)
+}
+
+/// `variants` without the response for the secondary key `vary`; `None`
+/// when none is left.
+pub(crate) fn without_variant(variants: &Variants, vary: &VaryKey) -> Option<Variants> {
+    let rest: Vec<Arc<Stored>> = variants
+        .iter()
+        .filter(|s| s.vary != *vary)
+        .cloned()
+        .collect();
+    (!rest.is_empty()).then(|| Arc::new(rest))
 }
 
 /// Headers that describe one connection, never stored (RFC 9110 §7.6.1).

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::header::HeaderName;
+use http::Method;
 use strata::{Cache, ConfigError};
 
 use crate::entry::Variants;
@@ -70,6 +71,42 @@ pub struct Config {
     /// Labels a stored response from its key and response headers, for
     /// [`CacheLayer::invalidate_tag`]; `None`: no tags.
     pub tags: Option<TagExtractor>,
+    /// Which safe methods the layer caches (answers from the store and
+    /// stores for); by default `GET` and `HEAD`, the only ones it can.
+    pub methods: MethodPredicate,
+}
+
+type MethodFn = dyn Fn(&Method) -> bool + Send + Sync;
+
+/// Decides which request methods the layer caches; see
+/// [`CacheLayerBuilder::method_predicate`]. The default allows `GET` and
+/// `HEAD`.
+#[derive(Clone)]
+pub struct MethodPredicate(Arc<MethodFn>);
+
+impl MethodPredicate {
+    /// A predicate from a closure.
+    pub fn new(f: impl Fn(&Method) -> bool + Send + Sync + 'static) -> Self {
+        Self(Arc::new(f))
+    }
+
+    /// Whether the layer caches requests with `method` (only `GET` and
+    /// `HEAD` ever are, whatever the predicate says).
+    pub fn caches(&self, method: &Method) -> bool {
+        (method == Method::GET || method == Method::HEAD) && (self.0)(method)
+    }
+}
+
+impl Default for MethodPredicate {
+    fn default() -> Self {
+        Self::new(|_| true)
+    }
+}
+
+impl fmt::Debug for MethodPredicate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("MethodPredicate(..)")
+    }
 }
 
 type TagFn = dyn Fn(&str, &http::HeaderMap) -> Vec<String> + Send + Sync;
@@ -120,6 +157,7 @@ impl Default for Config {
             spawner: None,
             cacheable_statuses: None,
             tags: None,
+            methods: MethodPredicate::default(),
         }
     }
 }
@@ -328,6 +366,35 @@ impl CacheLayerBuilder {
     ) -> Self {
         self.config.cacheable_statuses = Some(statuses.into_iter().collect());
         self
+    }
+
+    /// Cache only requests whose method `f` accepts; the others go
+    /// upstream untouched, labelled `fwd=bypass`. It narrows the default
+    /// (`GET` and `HEAD`): other methods are never cached, and unsafe ones
+    /// (`POST`, `PUT`, `DELETE`, …) still invalidate what they may change
+    /// whatever `f` says. Default: `GET` and `HEAD`.
+    ///
+    /// ```
+    /// # use strata_tower::CacheLayer;
+    /// // Answer HEAD upstream, never from the store.
+    /// let layer = CacheLayer::builder()
+    ///     .method_predicate(|method| method == http::Method::GET)
+    ///     .build()?;
+    /// assert!(!layer.config().methods.caches(&http::Method::HEAD));
+    /// assert!(layer.config().methods.caches(&http::Method::GET));
+    /// # Ok::<(), strata::ConfigError>(())
+    /// ```
+    pub fn method_predicate(mut self, f: impl Fn(&Method) -> bool + Send + Sync + 'static) -> Self {
+        self.config.methods = MethodPredicate::new(f);
+        self
+    }
+
+    /// Cache only requests with these methods (among `GET` and `HEAD`); a
+    /// list form of [`method_predicate`](Self::method_predicate). Default:
+    /// `GET` and `HEAD`.
+    pub fn methods(self, methods: impl IntoIterator<Item = Method>) -> Self {
+        let methods: Vec<Method> = methods.into_iter().collect();
+        self.method_predicate(move |method| methods.contains(method))
     }
 
     /// Tags each stored response with `f(key, response_headers)`, so that

@@ -6,10 +6,14 @@
 //!
 //! - responses are stored when RFC 9111 allows (shared-cache rules by
 //!   default: `s-maxage`, `private`, `Authorization`), keyed by authority
-//!   and target, with `Vary` selecting among a resource's responses;
-//! - a fresh stored response answers `GET` and `HEAD` with an `Age`; a
-//!   stale one is revalidated with its `ETag` / `Last-Modified` and
-//!   refreshed by a 304; `no-cache`, `max-age`, `max-stale`, `min-fresh`,
+//!   and target, with `Vary` selecting among a resource's responses
+//!   (`Accept-Language` and `Accept-Encoding` compared as preference
+//!   lists, whatever their case, spacing and order of equal weights);
+//! - a fresh stored response answers `GET` and `HEAD` (or those the
+//!   [`method_predicate`](CacheLayerBuilder::method_predicate) keeps) with
+//!   an `Age`; a stale one is revalidated with its `ETag` /
+//!   `Last-Modified` and refreshed by a 304, or by a `HEAD`'s 200 with
+//!   matching validators (a mismatch invalidates it); `no-cache`, `max-age`, `max-stale`, `min-fresh`,
 //!   `only-if-cached`, `must-revalidate`, `proxy-revalidate` and `Pragma:
 //!   no-cache` are honoured; `If-None-Match` / `If-Modified-Since` are
 //!   answered with 304 from the store;
@@ -73,5 +77,7 @@ mod service;
 
 pub use body::{BoxError, CacheBody};
 pub use key::KeyExtractor;
-pub use layer::{BackgroundTask, CacheLayer, CacheLayerBuilder, Config, Spawner, TagExtractor};
+pub use layer::{
+    BackgroundTask, CacheLayer, CacheLayerBuilder, Config, MethodPredicate, Spawner, TagExtractor,
+};
 pub use service::{CacheService, ResponseFuture};

@@ -17,7 +17,7 @@ use http_body_util::BodyExt;
 use tower_service::Service;
 
 use crate::body::{BoxError, CacheBody, Sink};
-use crate::entry::{self, Stored};
+use crate::entry::{self, HeadCheck, Stored};
 use crate::flight::{Guard, Joined, Wait};
 use crate::key::{self, VaryKey};
 use crate::layer::Shared;
@@ -119,7 +119,12 @@ where
         }
         return Ok(forwarded(response, "fwd=method"));
     }
-    let Some(key) = config.key.key(&request) else {
+    let key = if config.methods.caches(&method) {
+        config.key.key(&request)
+    } else {
+        None
+    };
+    let Some(key) = key else {
         let response = inner.call(upstream(&shared, request)).await?;
         return Ok(forwarded(response, "fwd=bypass"));
     };
@@ -257,16 +262,7 @@ where
     if let (Some(stored), StatusCode::NOT_MODIFIED, Some(conditionals)) =
         (&stored, response.status(), &client_conditionals)
     {
-        let refreshed = Arc::new(stored.refreshed(
-            response.headers(),
-            timing,
-            &shared.config.targeted,
-            shared.config.surrogate_token.as_deref(),
-            shared.config.shared,
-        ));
-        let updated =
-            entry::with_variant(shared.store.peek(&key).as_ref(), Stored::clone(&refreshed));
-        store_tagged(&shared, key, updated, &refreshed.headers);
+        let refreshed = refresh(&shared, key, stored, response.headers(), timing);
         let age = refreshed.age(SystemTime::now());
         return Ok(serve(
             &refreshed,
@@ -275,6 +271,24 @@ where
             conditionals,
             "fwd=stale; fwd-status=304",
         ));
+    }
+    if let (Some(stored), true) = (
+        &stored,
+        method == Method::HEAD && response.status() == StatusCode::OK,
+    ) {
+        // A HEAD's 200 updates the stored GET response it describes, or
+        // shows it outdated (RFC 9111 §4.3.5); it is never stored itself.
+        match stored.compare_head(response.headers()) {
+            HeadCheck::Same => {
+                let refreshed = refresh(&shared, key, stored, response.headers(), timing);
+                let age = refreshed.age(SystemTime::now());
+                let conditionals = client_conditionals.as_ref().unwrap_or(&request_headers);
+                let detail = format!("{detail}; fwd-status=200");
+                return Ok(serve(&refreshed, age, &method, conditionals, &detail));
+            }
+            HeadCheck::Changed => drop_variant(&shared, &key, &stored.vary),
+            HeadCheck::Unknown => {}
+        }
     }
     if let (Some(stored), true) = (&stored, response.status().is_server_error()) {
         // Upstream failed: a stale response may stand in (§4.2.4).
@@ -357,18 +371,8 @@ async fn revalidate_in_background<S, ReqB, ResB>(
         request_time,
         response_time: SystemTime::now(),
     };
-    let config = &shared.config;
     if response.status() == StatusCode::NOT_MODIFIED {
-        let refreshed = stored.refreshed(
-            response.headers(),
-            timing,
-            &config.targeted,
-            config.surrogate_token.as_deref(),
-            config.shared,
-        );
-        let headers = refreshed.headers.clone();
-        let updated = entry::with_variant(shared.store.peek(&key).as_ref(), refreshed);
-        store_tagged(&shared, key, updated, &headers);
+        refresh(&shared, key, &stored, response.headers(), timing);
         return;
     }
     let outcome = Outcome {
@@ -497,7 +501,7 @@ where
             ..template
         }
         .derive(shared_mode);
-        let updated = entry::with_variant(store.store.peek(&key).as_ref(), stored);
+        let updated = entry::with_variant(store.store.peek(&key).as_ref(), Arc::new(stored));
         let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
         let _ = store.store.insert_with_tags(key, updated, &tags);
     });
@@ -514,6 +518,46 @@ where
         &format!("{}; stored", outcome.detail),
     );
     response
+}
+
+/// Updates `stored` with the header fields of a 304, or of a `HEAD`'s 200
+/// that describes it, and stores the result in its place (RFC 9111 §4.3.4,
+/// §4.3.5); returns it.
+fn refresh(
+    shared: &Shared,
+    key: String,
+    stored: &Stored,
+    update: &HeaderMap,
+    timing: Timing,
+) -> Arc<Stored> {
+    let config = &shared.config;
+    let refreshed = Arc::new(stored.refreshed(
+        update,
+        timing,
+        &config.targeted,
+        config.surrogate_token.as_deref(),
+        config.shared,
+    ));
+    let updated = entry::with_variant(shared.store.peek(&key).as_ref(), Arc::clone(&refreshed));
+    store_tagged(shared, key, updated, &refreshed.headers);
+    refreshed
+}
+
+/// Drops the stored response of `key` for the secondary key `vary`; the
+/// resource's other variants stay.
+fn drop_variant(shared: &Shared, key: &str, vary: &VaryKey) {
+    let Some(variants) = shared.store.peek(key) else {
+        return;
+    };
+    match entry::without_variant(&variants, vary) {
+        None => {
+            shared.store.remove(key);
+        }
+        Some(rest) => {
+            let headers = rest.first().map(|s| s.headers.clone()).unwrap_or_default();
+            store_tagged(shared, key.to_owned(), rest, &headers);
+        }
+    }
 }
 
 /// Stores `variants` under `key` with the tags the layer's extractor

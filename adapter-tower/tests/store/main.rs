@@ -290,3 +290,123 @@ async fn only_the_configured_statuses_are_stored() {
     }
     assert_eq!(seen.count(), 3, "the 404 is not stored");
 }
+
+#[tokio::test]
+async fn accept_language_and_encoding_are_compared_as_preference_lists() {
+    let (origin, seen) = origin(|r, _| {
+        let lang = r.headers().get("accept-language");
+        let body = if lang.is_some() { "lang" } else { "other" };
+        let vary = if lang.is_some() {
+            "Accept-Language"
+        } else {
+            "Accept-Encoding"
+        };
+        reply(body, &[("cache-control", "max-age=60"), ("vary", vary)])
+    });
+    let mut svc = layered(&layer(), origin);
+    let lang = |v: &str| request("/l", &[("accept-language", v)]);
+    send(&mut svc, lang("en, de")).await;
+    for same in [
+        "de, en",
+        "eN, De",
+        " en ,   de",
+        "de;q=1, en;q=1.000",
+        "EN,de;Q=1",
+    ] {
+        let (r, _) = send(&mut svc, lang(same)).await;
+        assert!(status(&r).contains("hit"), "{same:?}: {}", status(&r));
+    }
+    assert_eq!(seen.count(), 1);
+    let (r, _) = send(&mut svc, lang("en, de;q=0.5")).await;
+    assert!(status(&r).contains("fwd=vary-miss"), "{}", status(&r));
+    let (r, _) = send(&mut svc, lang("de;q=0.50, EN")).await;
+    assert!(status(&r).contains("hit"), "{}", status(&r));
+    assert_eq!(seen.count(), 2);
+
+    let encoding = |v: &str| request("/e", &[("accept-encoding", v)]);
+    send(&mut svc, encoding("gzip, br;q=0.8, deflate;q=0.8")).await;
+    let (r, _) = send(&mut svc, encoding("Deflate;q=0.80,GZIP;q=1, br;q=0.8")).await;
+    assert!(status(&r).contains("hit"), "{}", status(&r));
+    let (r, _) = send(&mut svc, encoding("br, gzip, deflate")).await;
+    assert!(status(&r).contains("fwd=vary-miss"), "{}", status(&r));
+    assert_eq!(seen.count(), 4);
+}
+
+#[tokio::test]
+async fn a_content_language_serves_requests_that_prefer_it() {
+    let (origin, seen) = origin(|_, _| {
+        reply(
+            "hallo",
+            &[
+                ("cache-control", "max-age=60"),
+                ("vary", "Accept-Language"),
+                ("content-language", "de"),
+            ],
+        )
+    });
+    let mut svc = layered(&layer(), origin);
+    let lang = |v: &str| request("/g", &[("accept-language", v)]);
+    send(&mut svc, lang("en, de")).await;
+    let (r, body) = send(&mut svc, lang("fr;q=0.5, de;q=1.0")).await;
+    assert!(status(&r).contains("hit"), "{}", status(&r));
+    assert_eq!(body, "hallo");
+    assert_eq!(seen.count(), 1);
+    for other in ["fr, de;q=0.9", "de-AT", "*", "de;q=0"] {
+        send(&mut svc, lang(other)).await;
+    }
+    assert_eq!(seen.count(), 5, "de is not their first choice");
+}
+
+#[tokio::test]
+async fn a_method_predicate_narrows_what_is_cached() {
+    let respond = |r: &Request<()>, _: usize| {
+        if r.method() == http::Method::HEAD {
+            let mut response = reply("", &[("cache-control", "max-age=60")]);
+            response
+                .headers_mut()
+                .insert("content-length", "5".parse().unwrap());
+            response
+        } else {
+            reply("hello", &[("cache-control", "max-age=60")])
+        }
+    };
+    let head = || {
+        Request::head("/m")
+            .header("host", "example.com")
+            .body(())
+            .unwrap()
+    };
+    let defaults = CacheLayer::builder().build().unwrap();
+    assert!(defaults.config().methods.caches(&http::Method::GET));
+    assert!(defaults.config().methods.caches(&http::Method::HEAD));
+    assert!(!defaults.config().methods.caches(&http::Method::POST));
+
+    let get_only = CacheLayer::builder()
+        .methods([http::Method::GET])
+        .build()
+        .unwrap();
+    let (get_origin, seen) = origin(respond);
+    let mut svc = layered(&get_only, get_origin);
+    send(&mut svc, get("/m")).await;
+    let (r, body) = send(&mut svc, get("/m")).await;
+    assert_eq!(
+        (status(&r).contains("hit"), body.as_ref()),
+        (true, &b"hello"[..])
+    );
+    let (r, _) = send(&mut svc, head()).await;
+    assert!(status(&r).contains("fwd=bypass"), "{}", status(&r));
+    send(&mut svc, head()).await;
+    assert_eq!(seen.count(), 3, "HEAD always upstream, GET cached");
+
+    let nothing = CacheLayer::builder()
+        .method_predicate(|_| false)
+        .build()
+        .unwrap();
+    let (none_origin, seen) = origin(respond);
+    let mut svc = layered(&nothing, none_origin);
+    for _ in 0..2 {
+        let (r, _) = send(&mut svc, get("/m")).await;
+        assert!(status(&r).contains("fwd=bypass"), "{}", status(&r));
+    }
+    assert_eq!(seen.count(), 2, "nothing stored");
+}

@@ -109,3 +109,22 @@ pub fn get_with(uri: &str, name: &str, value: &str) -> Request<()> {
         .body(())
         .unwrap()
 }
+
+/// A HEAD of `uri` on example.com with more headers.
+pub fn head(uri: &str, headers: &[(&str, &str)]) -> Request<()> {
+    let mut builder = Request::head(uri).header("host", "example.com");
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    builder.body(()).unwrap()
+}
+
+/// An answer to a HEAD: exactly the given headers (`Content-Length`
+/// included, if any), no body.
+pub fn head_reply(headers: &[(&str, &str)]) -> Response<Full<Bytes>> {
+    let mut builder = Response::builder();
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    builder.body(Full::new(Bytes::new())).unwrap()
+}

@@ -6,7 +6,7 @@
 mod support;
 
 use http::{Method, Request, Response, StatusCode};
-use support::{get, layer, layered, origin, reply, send, status};
+use support::{get, head, head_reply, layer, layered, origin, reply, send, status};
 
 fn conditional(name: &str, value: &str) -> Request<()> {
     Request::get("/c")
@@ -206,4 +206,179 @@ async fn locations_on_other_authorities_are_left_alone() {
     .await;
     send(&mut svc, get("/b")).await;
     assert_eq!(seen.count(), 2);
+}
+
+/// What a later GET finds after a HEAD's 200 (RFC 9111 §4.3.5).
+#[derive(Debug, PartialEq)]
+enum After {
+    /// Answered from the store with the HEAD's fields.
+    Updated,
+    /// Answered from the store as it was.
+    Kept,
+    /// Fetched again: the HEAD invalidated the stored response.
+    Invalidated,
+}
+
+/// Header pairs.
+type Fields<'a> = &'a [(&'a str, &'a str)];
+
+/// Owned copies of header pairs, plus `extra`, for an origin closure.
+fn owned(fields: &[(&str, &str)], extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    fields
+        .iter()
+        .chain(extra)
+        .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+fn borrowed(fields: &[(String, String)]) -> Vec<(&str, &str)> {
+    fields
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect()
+}
+
+/// Stores a fresh GET response of "stored body" (11 bytes) with `stored`
+/// fields, sends a `no-cache` HEAD answered with `answer` fields (plus
+/// `x-version: new`), then a GET: what did it find? Also the HEAD's
+/// response.
+async fn after_head(stored: &[(&str, &str)], answer: &[(&str, &str)]) -> (After, Response<()>) {
+    let stored = owned(
+        stored,
+        &[("cache-control", "max-age=60"), ("x-version", "old")],
+    );
+    let answer = owned(answer, &[("x-version", "new")]);
+    let (origin, seen) = origin(move |r, _| {
+        if r.method() == Method::HEAD {
+            head_reply(&borrowed(&answer))
+        } else {
+            reply("stored body", &borrowed(&stored))
+        }
+    });
+    let mut svc = layered(&layer(), origin);
+    send(&mut svc, get("/h")).await;
+    let no_cache = head("/h", &[("cache-control", "no-cache")]);
+    let (head_response, body) = send(&mut svc, no_cache).await;
+    assert!(body.is_empty(), "a HEAD has no body");
+    assert_eq!(head_response.headers()["x-version"], "new");
+    let (r, body) = send(&mut svc, get("/h")).await;
+    assert_eq!(body, "stored body");
+    let after = match (seen.count(), r.headers()["x-version"].to_str().unwrap()) {
+        (2, "new") => After::Updated,
+        (2, _) => After::Kept,
+        _ => After::Invalidated,
+    };
+    (after, head_response)
+}
+
+#[tokio::test]
+async fn a_head_200_updates_or_invalidates_the_stored_get() {
+    let etag = ("etag", "\"v1\"");
+    let modified = ("last-modified", "Mon, 01 Jan 2024 00:00:00 GMT");
+    let cases: [(Fields<'_>, Fields<'_>, After); 11] = [
+        (&[etag], &[etag, ("content-length", "11")], After::Updated),
+        (&[etag], &[etag], After::Updated),
+        (&[modified], &[modified], After::Updated),
+        (
+            &[modified],
+            &[("last-modified", "Monday, 01-Jan-24 00:00:00 GMT")],
+            After::Updated,
+        ),
+        (&[], &[("content-length", "11")], After::Updated),
+        (&[etag], &[("etag", "\"v2\"")], After::Invalidated),
+        (&[], &[etag], After::Invalidated),
+        (
+            &[etag],
+            &[etag, ("content-length", "12")],
+            After::Invalidated,
+        ),
+        (&[], &[("content-length", "3")], After::Invalidated),
+        (
+            &[("etag", "W/\"v1\"")],
+            &[("etag", "W/\"v1\"")],
+            After::Kept,
+        ),
+        (&[], &[("content-length", "eleven")], After::Kept),
+    ];
+    for (stored, head, expected) in cases {
+        let (after, _) = after_head(stored, head).await;
+        assert_eq!(after, expected, "stored {stored:?}, HEAD {head:?}");
+    }
+    let (_, response) = after_head(&[("x-kept", "1")], &[("content-length", "11")]).await;
+    assert_eq!(
+        response.headers()["x-kept"],
+        "1",
+        "the HEAD is answered from the updated response"
+    );
+    assert_eq!(response.headers()["content-length"], "11");
+    assert!(status(&response).contains("fwd=request; fwd-status=200"));
+}
+
+#[tokio::test]
+async fn a_head_200_refreshes_a_stale_get() {
+    let (origin, seen) = origin(|r, _| {
+        if r.method() == Method::HEAD {
+            return head_reply(&[
+                ("cache-control", "max-age=60"),
+                ("etag", "\"v1\""),
+                ("content-length", "4"),
+                ("x-fresh", "new"),
+            ]);
+        }
+        let mut response = reply(
+            "body",
+            &[
+                ("cache-control", "max-age=0"),
+                ("etag", "\"v1\""),
+                ("x-fresh", "old"),
+            ],
+        );
+        if r.headers().contains_key("if-none-match") {
+            // Not a revalidation: a GET must not be needed again.
+            *response.status_mut() = StatusCode::IM_A_TEAPOT;
+        }
+        response
+    });
+    let mut svc = layered(&layer(), origin);
+    send(&mut svc, get("/s")).await;
+    let (r, _) = send(&mut svc, head("/s", &[])).await;
+    assert!(
+        status(&r).contains("fwd=stale; fwd-status=200"),
+        "{}",
+        status(&r)
+    );
+    assert_eq!(seen.last()["if-none-match"], "\"v1\"", "a conditional HEAD");
+    let (r, body) = send(&mut svc, get("/s")).await;
+    assert_eq!(seen.count(), 2, "fresh again after the HEAD");
+    assert!(status(&r).contains("hit"), "{}", status(&r));
+    assert_eq!(body, "body");
+    assert_eq!(r.headers()["x-fresh"], "new");
+    assert_eq!(r.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn unsafe_methods_invalidate_whatever_the_method_predicate() {
+    let (origin, seen) = origin(|r, _| {
+        if r.method() == Method::GET {
+            reply("x", &[("cache-control", "max-age=60")])
+        } else {
+            reply("", &[])
+        }
+    });
+    let layer = strata_tower::CacheLayer::builder()
+        .method_predicate(|method| method == Method::GET)
+        .build()
+        .unwrap();
+    let mut svc = layered(&layer, origin);
+    send(&mut svc, get("/a")).await;
+    send(&mut svc, get("/a")).await;
+    assert_eq!(seen.count(), 1);
+    let post = Request::post("/a")
+        .header("host", "example.com")
+        .body(())
+        .unwrap();
+    let (r, _) = send(&mut svc, post).await;
+    assert!(status(&r).contains("fwd=method"), "{}", status(&r));
+    send(&mut svc, get("/a")).await;
+    assert_eq!(seen.count(), 3, "the POST invalidated /a");
 }
