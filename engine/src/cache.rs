@@ -320,6 +320,39 @@ where
         self.insert_inner(key, value, self.inner.ttl, tags, load)
     }
 
+    /// Stores a value filled by a second tier or a loader, with `ttl`
+    /// (the cache's default when `None`), unless a write of the key since
+    /// the fill began invalidated `load`. Returns whether the value still
+    /// stands: `false` if it was refused, or if `load` was invalidated
+    /// before or right after the store (a newer write won either way).
+    pub(crate) fn insert_filled(
+        &self,
+        key: K,
+        value: V,
+        ttl: Option<Duration>,
+        tags: &[&str],
+        load: Option<&Arc<Flight>>,
+    ) -> bool {
+        let ttl = ttl.map(saturating_nanos).or(self.inner.ttl);
+        let stored = self.insert_inner(key, value, ttl, tags, load).is_ok();
+        stored && !load.is_some_and(|flight| flight.invalidated.load(Ordering::SeqCst))
+    }
+
+    /// The cache-wide time-to-live.
+    pub(crate) fn default_ttl(&self) -> Option<Duration> {
+        self.inner.ttl.map(Duration::from_nanos)
+    }
+
+    /// The cache's clock: nanoseconds since it was built.
+    pub(crate) fn now(&self) -> u64 {
+        self.inner.clock.now()
+    }
+
+    /// Unix time in milliseconds by the cache's clock.
+    pub(crate) fn wall_ms(&self) -> u64 {
+        self.inner.clock.wall_ms(self.inner.clock.now())
+    }
+
     #[inline]
     pub(crate) fn slot(&self, hash: u64) -> &Slot<K, V> {
         // Bits 32.. pick the shard: hashbrown uses the top 7 bits and the

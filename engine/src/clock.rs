@@ -86,16 +86,12 @@ impl fmt::Debug for ManualClock {
 #[derive(Clone, Debug)]
 pub(crate) enum Clock {
     /// Elapsed time since `Instant`, which was `u64` ms of Unix time.
-    System(
-        Instant,
-        #[cfg_attr(not(feature = "spill"), allow(dead_code))] u64,
-    ),
+    System(Instant, u64),
     Manual(ManualClock),
 }
 
 /// The Unix time (ms) at which every manual clock stands at zero, so that
 /// records written under one manual clock read the same under another.
-#[cfg(feature = "spill")]
 const MANUAL_EPOCH_MS: u64 = 1_700_000_000_000;
 
 impl Clock {
@@ -108,7 +104,6 @@ impl Clock {
 
     /// Unix time in milliseconds at cache time `now` (for records that
     /// outlive the process).
-    #[cfg(feature = "spill")]
     pub(crate) fn wall_ms(&self, now: u64) -> u64 {
         let base = match self {
             Self::System(_, wall) => *wall,

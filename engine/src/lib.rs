@@ -124,6 +124,7 @@ mod spill_hook;
 mod stats;
 mod sync;
 mod tags;
+pub mod tiered;
 mod timer_wheel;
 
 pub use builder::{CacheBuilder, Config, MAX_CAPACITY, MAX_SHARDS};
