@@ -81,6 +81,15 @@
 //! slices of them without copying, objects may be cached in part, and
 //! chunks of two versions of an object are never mixed.
 //!
+//! # A second tier
+//!
+//! [`tiered::TieredCache`] puts a remote [`tiered::SecondTier`] (the
+//! `strata-redis` crate implements one for Redis and Redis Cluster) behind
+//! a cache: reads go L1 → tier → loader with one flight per key across
+//! both, values go to the tier through or behind, tier hits are promoted
+//! into L1, tier failures are misses behind a circuit breaker, and
+//! invalidations the tier hears of (writes by other instances) leave L1.
+//!
 //! # Removal listener
 //!
 //! An [`EvictionListener`] hears of every entry that leaves, exactly once,
@@ -100,7 +109,7 @@
 //! | feature | what it adds |
 //! |---|---|
 //! | `tokio` | background reloads of the freshness windows run on `tokio::spawn` when no [`Spawner`] is given |
-//! | `spill` | the [`spill`](crate::spill) tier: evicted entries kept in memory-mapped files, found again after a restart |
+//! | `spill` | the [`spill`] tier: evicted entries kept in memory-mapped files, found again after a restart |
 //! | `serde` | [`codec::Serde`]: any serde type as a spilled (or remote) key or value |
 #![deny(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations)]

@@ -146,9 +146,11 @@ async fn a_killed_master_costs_misses_on_its_slots_only() {
         from_db < keys.len(),
         "keys on live masters are still L2 hits"
     );
+    // One tier timeout (200 ms) per call at most, with some slack for a
+    // shared 2-core machine.
     assert!(
-        worst < Duration::from_millis(200) * 3,
-        "a call took {worst:?}"
+        worst < Duration::from_millis(350),
+        "a call took {worst:?}: more than one tier timeout"
     );
     // Nothing from the dead node is wrong, only missing.
     for key in &elsewhere {

@@ -428,3 +428,84 @@ async fn bad_settings_are_typed_errors() {
     );
     assert!(started.elapsed() < Duration::from_secs(5));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_entry_is_served_while_one_background_reload_refreshes_both_tiers() {
+    let server = server!();
+    let swr: Cache<String, String> = Cache::builder()
+        .max_capacity(1000)
+        .time_to_live(Duration::from_millis(300))
+        .stale_while_revalidate(Duration::from_secs(30))
+        .spawner(|task| {
+            tokio::spawn(task);
+        })
+        .build()
+        .unwrap();
+    let a = TieredCache::builder(swr, tier(&server.url()).await)
+        .l2_ttl(Some(Duration::from_secs(60)))
+        .build()
+        .unwrap();
+    let first = a
+        .load("swr".to_owned(), || async {
+            Ok::<_, String>("v1".to_owned())
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        (first.value.as_str(), first.freshness),
+        ("v1", strata::Freshness::Loaded)
+    );
+    tokio::time::sleep(Duration::from_millis(400)).await;
+
+    let reloads = Arc::new(AtomicUsize::new(0));
+    let started = std::time::Instant::now();
+    let stale = a
+        .load("swr".to_owned(), {
+            let reloads = Arc::clone(&reloads);
+            || async move {
+                reloads.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                Ok::<_, String>("v2".to_owned())
+            }
+        })
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_millis(100),
+        "answered without waiting"
+    );
+    assert_eq!(
+        (stale.value.as_str(), stale.freshness),
+        ("v1", strata::Freshness::Stale)
+    );
+    // A second stale read while the reload runs starts no other reload.
+    let again = a
+        .load("swr".to_owned(), {
+            let reloads = Arc::clone(&reloads);
+            || async move {
+                reloads.fetch_add(1, Ordering::SeqCst);
+                Ok::<_, String>("v3".to_owned())
+            }
+        })
+        .await
+        .unwrap();
+    assert_eq!(again.freshness, strata::Freshness::Stale);
+
+    let refreshed = eventually(Duration::from_secs(2), || {
+        a.l1().get("swr").as_deref() == Some("v2")
+    })
+    .await;
+    assert!(refreshed.is_some(), "the background reload stored v2 in L1");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(
+        reloads.load(Ordering::SeqCst),
+        1,
+        "one reload for two stale reads"
+    );
+    let b = instance(&server.url()).await;
+    assert_eq!(
+        b.get(&"swr".to_owned()).await.as_deref(),
+        Some("v2"),
+        "and wrote it to Redis"
+    );
+}
