@@ -37,6 +37,13 @@ async fn a_value_loaded_by_one_instance_is_an_l2_hit_for_another() {
     assert_eq!(value, "ada");
     assert_eq!(loads.load(Ordering::SeqCst), 1);
     assert_eq!(a.stats().l2_writes, 1);
+    // a's write is broadcast to b too; had it landed during b's read, that
+    // read's fill would (rightly) have been dropped.
+    let heard = eventually(INVALIDATION_BOUND, || {
+        b.tier().stats().invalidated_keys >= 1
+    })
+    .await;
+    assert!(heard.is_some());
 
     let from_b = b.try_get_or_load("user:1".to_owned(), never).await.unwrap();
     assert_eq!(from_b, "ada");
@@ -263,6 +270,17 @@ async fn garbage_and_wrong_types_in_redis_are_misses() {
         .unwrap();
     assert_eq!(value, "loaded", "a WRONGTYPE reply is a miss, not an error");
     assert!(a.stats().l2_errors >= 1);
+    // An error reply shows Redis is up: it does not open the breaker
+    // (5 failures by default), however often it comes.
+    for _ in 0..10 {
+        a.l1().remove("list");
+        assert_eq!(a.get(&"list".to_owned()).await, None);
+    }
+    let stats = a.stats();
+    assert!(
+        stats.l2_errors >= 10 && !stats.breaker_open && stats.breaker_opened == 0,
+        "{stats:?}"
+    );
     // A record for another key, copied under this one, is refused too.
     a.insert("real".to_owned(), "v".to_owned()).await.unwrap();
     let moved = server.command("COPY test:d:real test:d:copy");
@@ -434,7 +452,7 @@ async fn a_stale_entry_is_served_while_one_background_reload_refreshes_both_tier
     let server = server!();
     let swr: Cache<String, String> = Cache::builder()
         .max_capacity(1000)
-        .time_to_live(Duration::from_millis(300))
+        .time_to_live(Duration::from_secs(2))
         .stale_while_revalidate(Duration::from_secs(30))
         .spawner(|task| {
             tokio::spawn(task);
@@ -455,7 +473,7 @@ async fn a_stale_entry_is_served_while_one_background_reload_refreshes_both_tier
         (first.value.as_str(), first.freshness),
         ("v1", strata::Freshness::Loaded)
     );
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
 
     let reloads = Arc::new(AtomicUsize::new(0));
     let started = std::time::Instant::now();

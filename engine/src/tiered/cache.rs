@@ -11,11 +11,11 @@ use ahash::RandomState;
 use bytes::Bytes;
 
 use super::breaker::Breaker;
-use super::{Invalidation, InvalidationSink, SecondTier, TierError, TierErrorKind};
+use super::builder::{Promotion, TieredBuilder, WriteMode};
+use super::stats::{bump, Counters, TierStats};
+use super::{Invalidation, SecondTier, TierError, TierErrorKind};
 use crate::cache::Cache;
-use crate::clock::saturating_nanos;
 use crate::codec::{self, Codec, RecordMeta, RecordWriter, HEADER_LEN, TRAILER_LEN};
-use crate::error::ConfigError;
 use crate::load::{Freshness, LoadError, Loaded};
 use crate::shard::Lookup;
 use crate::single_flight::{catch_unwind, wait, Flight, Joined, Lead};
@@ -25,216 +25,17 @@ use crate::sync::{Arc, AtomicU64, AtomicUsize, Ordering, PublicArc};
 /// flight may have its own error type, recovered by downcasting.
 type Erased = PublicArc<dyn Any + Send + Sync>;
 
-/// When a value written to L1 goes to the second tier.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum WriteMode {
-    /// The write (or load) returns once the tier has it. Default.
-    #[default]
-    Through,
-    /// The write returns at once; the tier write runs on the L1 cache's
-    /// spawner. When more than `max_pending` tier writes are waiting, a
-    /// write goes through instead (back-pressure rather than an unbounded
-    /// queue).
-    Behind {
-        /// The most tier writes in the background at once.
-        max_pending: usize,
-    },
-}
-
-/// When a value read from the second tier is copied into L1.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Promotion {
-    /// On the first L2 hit. Default.
-    #[default]
-    Immediately,
-    /// On the N-th L2 hit of a key (counted approximately, per key hash):
-    /// keys read rarely stay out of L1 and do not displace hot ones.
-    AfterHits(u32),
-}
-
-/// Counters of a [`TieredCache`]; L1's own are in [`Cache::stats`].
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct TierStats {
-    /// Reads answered by L1.
-    pub l1_hits: u64,
-    /// Reads answered by the second tier.
-    pub l2_hits: u64,
-    /// Reads the second tier had nothing (or only an expired record) for.
-    pub l2_misses: u64,
-    /// Tier reads that failed or timed out (each was a miss to its caller).
-    pub l2_errors: u64,
-    /// Tier calls not made because the circuit breaker was open.
-    pub l2_skipped: u64,
-    /// Records from the tier that failed verification (checksum, key,
-    /// value decoding) and were treated as misses.
-    pub l2_corrupt: u64,
-    /// Values written to the tier.
-    pub l2_writes: u64,
-    /// Tier writes, deletes and tag invalidations that failed.
-    pub l2_write_errors: u64,
-    /// Loader runs.
-    pub loads: u64,
-    /// Values copied from the tier into L1.
-    pub promotions: u64,
-    /// Keys removed from L1 because the tier reported them changed.
-    pub invalidated_keys: u64,
-    /// Times L1 was cleared because the tier reported a flush or lost its
-    /// notifications.
-    pub flushes: u64,
-    /// Fills not stored because an invalidation of their key overtook them.
-    pub fills_dropped: u64,
-    /// Times the circuit breaker opened.
-    pub breaker_opened: u64,
-    /// Whether the breaker is open now.
-    pub breaker_open: bool,
-}
-
-#[derive(Debug, Default)]
-struct Counters {
-    l1_hits: AtomicU64,
-    l2_hits: AtomicU64,
-    l2_misses: AtomicU64,
-    l2_errors: AtomicU64,
-    l2_skipped: AtomicU64,
-    l2_corrupt: AtomicU64,
-    l2_writes: AtomicU64,
-    l2_write_errors: AtomicU64,
-    loads: AtomicU64,
-    promotions: AtomicU64,
-    invalidated_keys: AtomicU64,
-    flushes: AtomicU64,
-    fills_dropped: AtomicU64,
-}
-
-fn bump(counter: &AtomicU64) {
-    counter.fetch_add(1, Ordering::Relaxed);
-}
-
-/// Builds a [`TieredCache`]; see [`TieredCache::builder`].
-#[must_use]
-pub struct TieredBuilder<K, V, T, S = RandomState> {
-    l1: Cache<K, V, S>,
-    tier: T,
-    write: WriteMode,
-    promotion: Promotion,
-    l2_ttl: Option<Option<Duration>>,
-    breaker_failures: u32,
-    breaker_cooldown: Duration,
-}
-
-impl<K, V, T, S> fmt::Debug for TieredBuilder<K, V, T, S> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TieredBuilder")
-            .field("write", &self.write)
-            .field("promotion", &self.promotion)
-            .field("l2_ttl", &self.l2_ttl)
-            .field("breaker_failures", &self.breaker_failures)
-            .field("breaker_cooldown", &self.breaker_cooldown)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<K, V, T, S> TieredBuilder<K, V, T, S>
-where
-    K: Codec + Hash + Eq + Clone + Send + Sync + 'static,
-    V: Codec + Clone + Send + Sync + 'static,
-    T: SecondTier,
-    S: BuildHasher + Send + Sync + 'static,
-{
-    /// When values go to the tier. Default: [`WriteMode::Through`].
-    pub fn write_mode(mut self, mode: WriteMode) -> Self {
-        self.write = mode;
-        self
-    }
-
-    /// When tier hits are copied into L1. Default:
-    /// [`Promotion::Immediately`].
-    pub fn promotion(mut self, promotion: Promotion) -> Self {
-        self.promotion = promotion;
-        self
-    }
-
-    /// How long values live in the tier (`None`: until deleted or evicted
-    /// by the tier). Default: L1's
-    /// [`time_to_live`](crate::CacheBuilder::time_to_live), if any.
-    pub fn l2_ttl(mut self, ttl: Option<Duration>) -> Self {
-        self.l2_ttl = Some(ttl);
-        self
-    }
-
-    /// Opens the circuit breaker after `failures` consecutive tier failures
-    /// (at least 1), for `cooldown` before one probe call. Default: 5
-    /// failures, 1 second.
-    pub fn breaker(mut self, failures: u32, cooldown: Duration) -> Self {
-        self.breaker_failures = failures;
-        self.breaker_cooldown = cooldown;
-        self
-    }
-
-    /// The tiered cache, attached to the tier's invalidations.
-    ///
-    /// # Errors
-    ///
-    /// [`ConfigError::NoSpawner`] for write-behind on an L1 cache without a
-    /// spawner; [`ConfigError::ZeroDuration`] for a zero tier TTL or
-    /// breaker cool-down.
-    pub fn build(self) -> Result<TieredCache<K, V, T, S>, ConfigError> {
-        if matches!(self.write, WriteMode::Behind { .. }) && self.l1.spawner().is_none() {
-            return Err(ConfigError::NoSpawner);
-        }
-        let l2_ttl = self.l2_ttl.unwrap_or_else(|| self.l1.default_ttl());
-        if l2_ttl == Some(Duration::ZERO) {
-            return Err(ConfigError::ZeroDuration { which: "l2_ttl" });
-        }
-        if self.breaker_cooldown.is_zero() {
-            return Err(ConfigError::ZeroDuration {
-                which: "breaker cool-down",
-            });
-        }
-        let hit_counts = match self.promotion {
-            Promotion::AfterHits(n) if n > 1 => {
-                Some(Cache::new(self.l1.capacity().clamp(1024, 1 << 20)))
-            }
-            _ => None,
-        };
-        let shared = PublicArc::new(Shared {
-            breaker: Breaker::new(
-                self.breaker_failures,
-                saturating_nanos(self.breaker_cooldown),
-            ),
-            l1: self.l1,
-            tier: self.tier,
-            write: self.write,
-            promotion: self.promotion,
-            l2_ttl,
-            hit_counts,
-            counters: Counters::default(),
-            pending_writes: AtomicUsize::new(0),
-        });
-        let weak = PublicArc::downgrade(&shared);
-        shared.tier.attach(InvalidationSink::new(move |event| {
-            if let Some(shared) = weak.upgrade() {
-                shared.invalidated(event);
-            }
-        }));
-        Ok(TieredCache { shared })
-    }
-}
-
-struct Shared<K, V, T, S> {
-    l1: Cache<K, V, S>,
-    tier: T,
-    write: WriteMode,
-    promotion: Promotion,
-    l2_ttl: Option<Duration>,
-    breaker: Breaker,
+pub(super) struct Shared<K, V, T, S> {
+    pub(super) l1: Cache<K, V, S>,
+    pub(super) tier: T,
+    pub(super) write: WriteMode,
+    pub(super) promotion: Promotion,
+    pub(super) l2_ttl: Option<Duration>,
+    pub(super) breaker: Breaker,
     /// L2 hits per key hash, for [`Promotion::AfterHits`].
-    hit_counts: Option<Cache<u64, u32>>,
-    counters: Counters,
-    pending_writes: AtomicUsize,
+    pub(super) hit_counts: Option<Cache<u64, u32>>,
+    pub(super) counters: Counters,
+    pub(super) pending_writes: AtomicUsize,
 }
 
 /// An L1 [`Cache`] in front of a [`SecondTier`]: read-through, write-through
@@ -242,7 +43,7 @@ struct Shared<K, V, T, S> {
 /// stale-while-revalidate, and tier failures treated as misses behind a
 /// circuit breaker. Cheap to clone. See the [module docs](crate::tiered).
 pub struct TieredCache<K, V, T, S = RandomState> {
-    shared: PublicArc<Shared<K, V, T, S>>,
+    pub(super) shared: PublicArc<Shared<K, V, T, S>>,
 }
 
 impl<K, V, T, S> Clone for TieredCache<K, V, T, S> {
@@ -280,15 +81,7 @@ where
 {
     /// A builder composing `l1` with `tier`.
     pub fn builder(l1: Cache<K, V, S>, tier: T) -> TieredBuilder<K, V, T, S> {
-        TieredBuilder {
-            l1,
-            tier,
-            write: WriteMode::default(),
-            promotion: Promotion::default(),
-            l2_ttl: None,
-            breaker_failures: 5,
-            breaker_cooldown: Duration::from_secs(1),
-        }
+        TieredBuilder::new(l1, tier)
     }
 
     /// The in-process tier.
@@ -709,12 +502,25 @@ where
         let result = call.await;
         match &result {
             Ok(_) => shared.breaker.success(),
-            Err(_) => {
+            Err(error) => {
                 bump(&shared.counters.l2_errors);
-                shared.breaker.failure(shared.l1.now());
+                self.breaker_saw(error);
             }
         }
         Some(result)
+    }
+
+    /// Tells the breaker about a failed call: a timeout or a lost tier
+    /// counts against it; an error reply (a key of the wrong type, say)
+    /// shows the tier is up.
+    fn breaker_saw(&self, error: &TierError) {
+        let breaker = &self.shared.breaker;
+        match error.kind() {
+            TierErrorKind::Timeout | TierErrorKind::Unavailable => {
+                breaker.failure(self.shared.l1.now());
+            }
+            _ => breaker.success(),
+        }
     }
 
     /// Runs a tier write through the breaker.
@@ -731,9 +537,9 @@ where
         let result = call.await;
         match &result {
             Ok(_) => shared.breaker.success(),
-            Err(_) => {
+            Err(error) => {
                 bump(&shared.counters.l2_write_errors);
-                shared.breaker.failure(shared.l1.now());
+                self.breaker_saw(error);
             }
         }
         result
@@ -881,7 +687,7 @@ where
     S: BuildHasher,
 {
     /// An invalidation from the tier.
-    fn invalidated(&self, event: Invalidation<'_>) {
+    pub(super) fn invalidated(&self, event: Invalidation<'_>) {
         match event {
             Invalidation::Keys(keys) => {
                 for key in keys {

@@ -46,7 +46,9 @@
 //! API.
 
 mod breaker;
+mod builder;
 mod cache;
+mod stats;
 
 use std::fmt;
 use std::future::Future;
@@ -54,7 +56,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-pub use cache::{Promotion, TierStats, TieredBuilder, TieredCache, WriteMode};
+use crate::sync::PublicArc;
+
+pub use builder::{Promotion, TieredBuilder, WriteMode};
+pub use cache::TieredCache;
+pub use stats::TierStats;
 
 /// A remote tier that stores encoded records under encoded keys.
 ///
@@ -115,14 +121,14 @@ type SinkFn = dyn Fn(Invalidation<'_>) + Send + Sync;
 /// Where a [`SecondTier`] reports invalidations; cheap to clone.
 #[derive(Clone)]
 pub struct InvalidationSink {
-    f: std::sync::Arc<SinkFn>,
+    f: PublicArc<SinkFn>,
 }
 
 impl InvalidationSink {
     /// A sink calling `f`.
     pub fn new(f: impl Fn(Invalidation<'_>) + Send + Sync + 'static) -> Self {
         Self {
-            f: std::sync::Arc::new(f),
+            f: PublicArc::new(f),
         }
     }
 
