@@ -23,7 +23,13 @@ if [ ! -d "$suite/node_modules/node-fetch" ]; then
 fi
 
 cargo build --release --locked -p strata-tower --example proxy
-read -r proxy_port origin_port < <(python3 - <<'PY'
+# Free ports are picked, then released for the proxy to take: another
+# process can grab one in between, so a proxy that cannot listen is
+# started again on new ports (three tries).
+proxy=""
+trap 'if [ -n "$proxy" ]; then kill $proxy 2>/dev/null || true; fi' EXIT
+for attempt in 1 2 3; do
+    read -r proxy_port origin_port < <(python3 - <<'PY'
 import socket
 ports = []
 socks = []
@@ -35,14 +41,22 @@ for _ in range(2):
 print(*ports)
 PY
 )
-"$root/target/release/examples/proxy" --upstream "http://127.0.0.1:$origin_port" \
-    --listen "127.0.0.1:$proxy_port" --store-unsized >"$root/target/cache-tests/proxy.log" 2>&1 &
-proxy=$!
-trap 'kill $proxy 2>/dev/null || true' EXIT
-for _ in $(seq 1 50); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$proxy_port") 2>/dev/null && break
-    sleep 0.1
+    "$root/target/release/examples/proxy" --upstream "http://127.0.0.1:$origin_port" \
+        --listen "127.0.0.1:$proxy_port" --store-unsized >"$root/target/cache-tests/proxy.log" 2>&1 &
+    proxy=$!
+    up=""
+    for _ in $(seq 1 100); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$proxy_port") 2>/dev/null; then up=yes; break; fi
+        kill -0 "$proxy" 2>/dev/null || break
+        sleep 0.1
+    done
+    [ -n "$up" ] && break
+    echo "conformance: the proxy did not come up (try $attempt):" >&2
+    cat "$root/target/cache-tests/proxy.log" >&2
+    kill "$proxy" 2>/dev/null || true
+    proxy=""
 done
+[ -n "$proxy" ] || { echo "conformance: no proxy, giving up" >&2; exit 1; }
 
 out="$root/target/cache-tests/out"
 rm -rf "$out"
