@@ -3,13 +3,18 @@
 //!
 //! ```text
 //! cargo run --release -p strata-tower --example proxy -- \
-//!     --upstream http://127.0.0.1:8080 --listen 127.0.0.1:3000 [--memory BYTES]
+//!     --upstream http://127.0.0.1:8080 --listen 127.0.0.1:3000 [--memory BYTES] \
+//!     [--spill-dir DIR [--spill-bytes BYTES]] [--store-unsized]
 //! ```
 //!
 //! Every method is forwarded; GET and HEAD are cached per RFC 9111; each
 //! response carries `Cache-Status`. Responses without a `Content-Length`
 //! stream through unstored unless `--store-unsized` (then they still
-//! stream, and are stored once complete within the size limit). Without `--upstream`, a small demo
+//! stream, and are stored once complete within the size limit). With
+//! `--spill-dir`, stored responses are written to memory-mapped files in
+//! that directory as well (up to `--spill-bytes`, default 1 GiB): the
+//! memory budget holds the hot ones, and a restarted proxy (even after a
+//! crash) serves what it had stored. Without `--upstream`, a small demo
 //! origin starts on a free port and the proxy prints what to `curl`.
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used)]
@@ -35,11 +40,16 @@ struct Args {
     listen: String,
     memory: u64,
     store_unsized: bool,
+    spill_dir: Option<String>,
+    spill_bytes: u64,
 }
 
 fn usage(problem: &str) -> ! {
     eprintln!("proxy: {problem}");
-    eprintln!("usage: proxy [--upstream http://HOST:PORT] [--listen ADDR:PORT] [--memory BYTES]");
+    eprintln!(
+        "usage: proxy [--upstream http://HOST:PORT] [--listen ADDR:PORT] [--memory BYTES] \
+         [--spill-dir DIR [--spill-bytes BYTES]] [--store-unsized]"
+    );
     std::process::exit(2);
 }
 
@@ -49,6 +59,8 @@ fn parse_args() -> Args {
         listen: "127.0.0.1:3000".into(),
         memory: 256 << 20,
         store_unsized: false,
+        spill_dir: None,
+        spill_bytes: 1 << 30,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -66,6 +78,13 @@ fn parse_args() -> Args {
                 });
             }
             "--store-unsized" => args.store_unsized = true,
+            "--spill-dir" => args.spill_dir = Some(value()),
+            "--spill-bytes" => {
+                let v = value();
+                args.spill_bytes = v.parse().unwrap_or_else(|_| {
+                    usage(&format!("--spill-bytes takes a number of bytes, got {v:?}"))
+                });
+            }
             "-h" | "--help" => usage("a caching reverse proxy"),
             other => usage(&format!("unknown argument {other:?}")),
         }
@@ -113,16 +132,33 @@ async fn main() {
         println!("  curl -si http://{here}/etag        # revalidated: 304 from the origin");
         println!("  curl -si http://{here}/large -o /dev/null -w '%{{size_download}}\\n'");
     }
-    let layer = CacheLayer::builder()
+    let mut layer = CacheLayer::builder()
         .max_capacity(args.memory)
         .buffer_unsized(args.store_unsized)
         // Responses with `stale-while-revalidate` are answered at once and
         // revalidated in the background.
         .spawner(|task| {
             tokio::spawn(task);
-        })
-        .build()
-        .unwrap_or_else(|e| usage(&e.to_string()));
+        });
+    if let Some(dir) = &args.spill_dir {
+        layer = layer.spill(strata::spill::SpillConfig::new(dir, args.spill_bytes));
+    }
+    let layer = match layer.build() {
+        Ok(layer) => layer,
+        // A directory that cannot be opened (or is locked by another
+        // proxy) is an operational error, not a usage one.
+        Err(e @ strata::ConfigError::Spill(_)) => {
+            eprintln!("proxy: {e}");
+            std::process::exit(1);
+        }
+        Err(e) => usage(&e.to_string()),
+    };
+    if let Some(dir) = &args.spill_dir {
+        println!(
+            "spilling to {dir}: {} responses found there",
+            layer.stats().spill.entries
+        );
+    }
     let client = Client::builder(TokioExecutor::new()).build_http::<Incoming>();
     let forward = tower::service_fn(move |mut request: Request<Incoming>| {
         let client = client.clone();

@@ -209,8 +209,24 @@ fn same_date(a: &str, b: &str) -> bool {
         )
 }
 
-/// The responses stored for one resource (primary key), newest first.
-pub(crate) type Variants = Arc<Vec<Arc<Stored>>>;
+/// The responses stored for one resource (primary key), newest first;
+/// cheap to clone (one `Arc`).
+#[derive(Clone, Debug)]
+pub(crate) struct Variants(Arc<Vec<Arc<Stored>>>);
+
+impl Variants {
+    pub(crate) fn from_list(list: Vec<Arc<Stored>>) -> Self {
+        Self(Arc::new(list))
+    }
+}
+
+impl std::ops::Deref for Variants {
+    type Target = [Arc<Stored>];
+
+    fn deref(&self) -> &[Arc<Stored>] {
+        &self.0
+    }
+}
 
 /// The most variants kept per resource.
 pub(crate) const MAX_VARIANTS: usize = 8;
@@ -224,7 +240,7 @@ pub(crate) fn with_variant(variants: Option<&Variants>, new: Arc<Stored>) -> Var
     }
     list.insert(0, new);
     list.truncate(MAX_VARIANTS);
-    Arc::new(list)
+    Variants::from_list(list)
 }
 
 /// `variants` without the response for the secondary key `vary`; `None`
@@ -235,7 +251,7 @@ pub(crate) fn without_variant(variants: &Variants, vary: &VaryKey) -> Option<Var
         .filter(|s| s.vary != *vary)
         .cloned()
         .collect();
-    (!rest.is_empty()).then(|| Arc::new(rest))
+    (!rest.is_empty()).then(|| Variants::from_list(rest))
 }
 
 /// Headers that describe one connection, never stored (RFC 9110 §7.6.1).

@@ -204,6 +204,8 @@ impl CacheLayer {
     pub fn builder() -> CacheLayerBuilder {
         CacheLayerBuilder {
             config: Config::default(),
+            #[cfg(feature = "spill")]
+            spill: None,
         }
     }
 
@@ -215,6 +217,18 @@ impl CacheLayer {
     /// The engine's counters (entries, weight in bytes, hits, evictions).
     pub fn stats(&self) -> strata::Stats {
         self.shared.store.stats()
+    }
+
+    /// Writes what memory holds to the spill directory and saves the
+    /// admission state (feature `spill`; the layer does this when its last
+    /// clone is dropped too).
+    ///
+    /// # Errors
+    ///
+    /// The spill tier's I/O error.
+    #[cfg(feature = "spill")]
+    pub fn persist(&self) -> Result<(), strata::spill::SpillError> {
+        self.shared.store.persist()
     }
 
     /// Drops every stored response.
@@ -260,6 +274,8 @@ impl<S> tower_layer::Layer<S> for CacheLayer {
 #[derive(Clone, Debug)]
 pub struct CacheLayerBuilder {
     config: Config,
+    #[cfg(feature = "spill")]
+    spill: Option<strata::spill::SpillConfig>,
 }
 
 impl CacheLayerBuilder {
@@ -437,20 +453,39 @@ impl CacheLayerBuilder {
         &self.config
     }
 
+    /// Keeps stored responses on local disk too (feature `spill`): every
+    /// stored response is written through to memory-mapped segment files
+    /// under `config.dir`, responses evicted from memory are read back
+    /// from there, and a layer built again on the same directory (after a
+    /// restart, or a crash) finds them, with their age counted from when
+    /// they arrived. Responses stored with tags stay in memory only.
+    /// Default: memory only.
+    #[cfg(feature = "spill")]
+    pub fn spill(mut self, config: strata::spill::SpillConfig) -> Self {
+        self.spill = Some(config.write_on_insert(true));
+        self
+    }
+
     /// Builds the layer and its store.
     ///
     /// # Errors
     ///
-    /// [`ConfigError`] for a capacity of zero or beyond the engine's.
+    /// [`ConfigError`] for a capacity of zero or beyond the engine's, or
+    /// (feature `spill`) a spill directory that cannot be opened.
     pub fn build(self) -> Result<CacheLayer, ConfigError> {
         let mut config = self.config;
-        let store: Cache<String, Variants> = Cache::builder()
-            .max_capacity(config.max_capacity)
-            .weigher(|_key: &String, variants: &Variants| {
+        let store = Cache::builder().max_capacity(config.max_capacity).weigher(
+            |_key: &String, variants: &Variants| {
                 let bytes: usize = variants.iter().map(|s| s.weight()).sum();
                 u32::try_from(bytes).unwrap_or(u32::MAX)
-            })
-            .build()?;
+            },
+        );
+        #[cfg(feature = "spill")]
+        let store = match self.spill {
+            Some(spill) => store.spill(spill),
+            None => store,
+        };
+        let store: Cache<String, Variants> = store.build()?;
         let per_entry = config.max_capacity / store.shard_count() as u64;
         config.max_body_size = config
             .max_body_size

@@ -13,7 +13,8 @@
 //!   [`method_predicate`](CacheLayerBuilder::method_predicate) keeps) with
 //!   an `Age`; a stale one is revalidated with its `ETag` /
 //!   `Last-Modified` and refreshed by a 304, or by a `HEAD`'s 200 with
-//!   matching validators (a mismatch invalidates it); `no-cache`, `max-age`, `max-stale`, `min-fresh`,
+//!   matching validators (a mismatch invalidates it); `no-cache`,
+//!   `max-age`, `max-stale`, `min-fresh`,
 //!   `only-if-cached`, `must-revalidate`, `proxy-revalidate` and `Pragma:
 //!   no-cache` are honoured; `If-None-Match` / `If-Modified-Since` are
 //!   answered with 304 from the store;
@@ -30,6 +31,12 @@
 //!   `stale-while-revalidate` window (RFC 5861, or the layer's default) is
 //!   answered at once and revalidated by one background request;
 //! - every response says what happened in `Cache-Status` (RFC 9211).
+//!
+//! # Features
+//!
+//! | feature | what it adds |
+//! |---|---|
+//! | `spill` | [`CacheLayerBuilder::spill`]: stored responses written through to memory-mapped files, read back when memory evicted them, found again after a restart or a crash |
 //!
 //! ```
 //! use std::convert::Infallible;
@@ -67,6 +74,7 @@
 #![warn(missing_docs, missing_debug_implementations)]
 
 mod body;
+mod codec;
 mod entry;
 mod flight;
 pub mod key;

@@ -160,6 +160,19 @@ impl VaryKey {
         Self { fields, language }
     }
 
+    /// The fields and the language shortcut (for encoding).
+    pub(crate) fn parts(&self) -> (&[(HeaderName, Option<String>)], Option<&str>) {
+        (&self.fields, self.language.as_deref())
+    }
+
+    /// A key from its parts, as [`VaryKey::parts`] gave them.
+    pub(crate) fn from_parts(
+        fields: Vec<(HeaderName, Option<String>)>,
+        language: Option<Box<str>>,
+    ) -> Self {
+        Self { fields, language }
+    }
+
     /// Whether `request` carries the same values for these fields.
     pub(crate) fn matches(&self, request: &HeaderMap) -> bool {
         self.fields.iter().all(|(name, value)| {

@@ -173,3 +173,62 @@ async fn the_axum_example_caches_its_routes() {
         .contains("hit"));
     assert!(started.elapsed() < Duration::from_millis(300));
 }
+
+#[tokio::test]
+async fn a_restarted_proxy_serves_what_it_spilled_to_disk() {
+    let dir = std::env::temp_dir().join(format!("strata-proxy-spill-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let dir_arg = dir.to_str().unwrap();
+    let args = [
+        "--listen",
+        &listen,
+        "--spill-dir",
+        dir_arg,
+        "--spill-bytes",
+        "67108864",
+    ];
+    {
+        let mut proxy = start(&args);
+        let (first, _) = fetch(&format!("http://{}/slow", proxy.addr)).await;
+        assert!(first.headers["cache-status"]
+            .to_str()
+            .unwrap()
+            .contains("stored"));
+        // A crash: no chance to write anything more.
+        let _ = proxy.child.kill();
+        let _ = proxy.child.wait();
+    }
+    // The same address (the authority is part of the key), a new process,
+    // a new demo origin.
+    let proxy = start(&args);
+    let started = Instant::now();
+    let (again, body) = fetch(&format!("http://{}/slow", proxy.addr)).await;
+    assert!(
+        started.elapsed() < Duration::from_millis(400),
+        "served from disk, not the slow origin"
+    );
+    assert_eq!(body, "slow answer\n");
+    assert!(again.headers["cache-status"]
+        .to_str()
+        .unwrap()
+        .contains("hit"));
+    drop(proxy);
+
+    // Another proxy on a locked directory is refused with a clear error.
+    let holder = start(&args);
+    let output = Command::new(proxy_binary())
+        .args(["--listen", "127.0.0.1:0", "--spill-dir", dir_arg])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("spill"), "{stderr}");
+    drop(holder);
+    let _ = std::fs::remove_dir_all(&dir);
+}
