@@ -10,6 +10,7 @@ use strata::{Cache, ConfigError};
 
 use crate::entry::Variants;
 use crate::key::KeyExtractor;
+use crate::partial::Partials;
 use crate::service::CacheService;
 
 /// Settings of a [`CacheLayer`]; see [`CacheLayerBuilder`] for each one's
@@ -74,6 +75,12 @@ pub struct Config {
     /// Which safe methods the layer caches (answers from the store and
     /// stores for); by default `GET` and `HEAD`, the only ones it can.
     pub methods: MethodPredicate,
+    /// Keep `206` responses in part, in chunks of this many bytes, in a
+    /// chunk store of a quarter of `max_capacity` (at least 1 MiB): range
+    /// requests are then answered from the chunks present and only the
+    /// missing chunks are fetched. `None`: 206 responses are not stored.
+    /// Default 64 KiB.
+    pub partial_chunk_size: Option<u32>,
 }
 
 type MethodFn = dyn Fn(&Method) -> bool + Send + Sync;
@@ -158,6 +165,7 @@ impl Default for Config {
             cacheable_statuses: None,
             tags: None,
             methods: MethodPredicate::default(),
+            partial_chunk_size: Some(crate::partial::DEFAULT_CHUNK_SIZE),
         }
     }
 }
@@ -185,6 +193,8 @@ pub struct CacheLayer {
 pub(crate) struct Shared {
     pub(crate) config: Config,
     pub(crate) store: Cache<String, Variants>,
+    /// Partial objects (206 responses) by chunk, unless turned off.
+    pub(crate) partials: Option<Partials>,
     pub(crate) flights: Arc<crate::flight::Flights>,
     /// `Surrogate-Capability` to send upstream, made once.
     pub(crate) surrogate_capability: Option<http::HeaderValue>,
@@ -234,13 +244,25 @@ impl CacheLayer {
     /// Drops every stored response.
     pub fn clear(&self) {
         self.shared.store.clear();
+        if let Some(partials) = &self.shared.partials {
+            partials.clear();
+        }
     }
 
     /// Drops the stored responses of the resource `key` names (see
     /// [`KeyExtractor::key`](crate::KeyExtractor::key)); true if there were
     /// any.
     pub fn invalidate(&self, key: &str) -> bool {
-        self.shared.store.remove(key).is_some()
+        let partial = self
+            .shared
+            .partials
+            .as_ref()
+            .and_then(|p| p.head(key))
+            .is_some();
+        if let Some(partials) = &self.shared.partials {
+            partials.remove(key);
+        }
+        self.shared.store.remove(key).is_some() || partial
     }
 
     /// Drops every stored response tagged `tag` (see
@@ -333,6 +355,14 @@ impl CacheLayerBuilder {
     /// How resources are named. Default [`KeyExtractor::PathAndQuery`].
     pub fn key(mut self, key: KeyExtractor) -> Self {
         self.config.key = key;
+        self
+    }
+
+    /// Keep `206` responses in part, in chunks of `chunk_size` bytes
+    /// (`None`: do not store them); see [`Config::partial_chunk_size`].
+    /// Default 64 KiB.
+    pub fn partial_content(mut self, chunk_size: Option<u32>) -> Self {
+        self.config.partial_chunk_size = chunk_size;
         self
     }
 
@@ -486,6 +516,13 @@ impl CacheLayerBuilder {
             None => store,
         };
         let store: Cache<String, Variants> = store.build()?;
+        let partials = match config.partial_chunk_size {
+            Some(chunk) => Some(Partials::new(
+                (config.max_capacity / 4).max(1 << 20),
+                chunk,
+            )?),
+            None => None,
+        };
         let per_entry = config.max_capacity / store.shard_count() as u64;
         config.max_body_size = config
             .max_body_size
@@ -495,6 +532,7 @@ impl CacheLayerBuilder {
                 surrogate_capability: config.surrogate_token.as_ref().and_then(|token| {
                     http::HeaderValue::from_str(&format!("{token}=\"Surrogate/1.0\"")).ok()
                 }),
+                partials,
                 config,
                 store,
                 flights: Arc::default(),

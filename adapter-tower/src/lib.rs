@@ -79,6 +79,7 @@ mod entry;
 mod flight;
 pub mod key;
 mod layer;
+mod partial;
 pub mod policy;
 mod range;
 mod service;

@@ -21,6 +21,7 @@ use crate::entry::{self, HeadCheck, Stored};
 use crate::flight::{Guard, Joined, Wait};
 use crate::key::{self, VaryKey};
 use crate::layer::Shared;
+use crate::partial;
 use crate::policy::freshness::{Storable, Timing};
 use crate::policy::Directives;
 use crate::range;
@@ -234,6 +235,35 @@ where
         return Ok(response);
     }
     let request_headers = request.headers().clone();
+    if stored.is_none() && method == Method::GET && !request_directives.no_cache {
+        match partial::lookup(&shared, &key, &request_headers, &request_directives, now) {
+            None => {}
+            Some(partial::Lookup::Answer(response)) => return Ok(response),
+            Some(partial::Lookup::Fill(fill)) => {
+                fill.prepare(request.headers_mut());
+                let request_time = SystemTime::now();
+                let response = inner.call(upstream(&shared, request)).await?;
+                let timing = Timing {
+                    request_time,
+                    response_time: SystemTime::now(),
+                };
+                let response = match fill.complete(&shared, &key, response).await {
+                    Ok(answer) => return Ok(answer),
+                    Err(response) => response,
+                };
+                let outcome = Outcome {
+                    key,
+                    method: &method,
+                    request: &request_headers,
+                    request_directives: &request_directives,
+                    timing,
+                    detail: format!("{detail}; detail=partial-changed"),
+                    guard,
+                };
+                return Ok(finish(&shared, outcome, response));
+            }
+        }
+    }
     let mut client_conditionals = None;
     if let Some(stored) = stored.as_ref().filter(|s| s.has_validator()) {
         // Revalidate with our validators; the client's own conditionals are
@@ -460,6 +490,9 @@ where
         .cacheable_statuses
         .as_ref()
         .is_none_or(|allowed| allowed.contains(&status));
+    if status == StatusCode::PARTIAL_CONTENT {
+        return keep_partial(shared, outcome, response, directives, fallback);
+    }
     if !storable || !fits || streamed || !status_allowed {
         return forwarded(response, &outcome.detail);
     }
@@ -516,6 +549,84 @@ where
     set_cache_status(
         response.headers_mut(),
         &format!("{}; stored", outcome.detail),
+    );
+    response
+}
+
+/// A 206 passes through to the client and, when it may be stored, its
+/// whole chunks are kept in the partial store (see [`partial`]).
+fn keep_partial<B>(
+    shared: &Arc<Shared>,
+    outcome: Outcome<'_>,
+    response: Response<B>,
+    directives: Directives,
+    fallback: Option<u64>,
+) -> Response<CacheBody<B>>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    let config = &shared.config;
+    let headers = response.headers();
+    // A 206 may be stored when the complete response could be (§3.3).
+    let storable = Storable {
+        method: outcome.method,
+        request: outcome.request,
+        request_directives: outcome.request_directives,
+        status: StatusCode::OK,
+        response: headers,
+        response_directives: &directives,
+        shared: config.shared,
+        assume_fresh: fallback.is_some(),
+    }
+    .check();
+    let (Some(_), Some((range, len)), Some(version), true, false) = (
+        &shared.partials,
+        partial::content_range(headers),
+        partial::version(headers),
+        storable,
+        headers.contains_key(header::VARY),
+    ) else {
+        return forwarded(response, &outcome.detail);
+    };
+    let mut head_fields = entry::storable_headers(
+        headers,
+        config.header_allowlist.as_deref(),
+        &omitted(&directives, config.shared),
+    );
+    head_fields.remove(header::CONTENT_RANGE);
+    head_fields.remove(header::CONTENT_LENGTH);
+    let head = Stored {
+        status: StatusCode::PARTIAL_CONTENT,
+        headers: head_fields,
+        body: Bytes::new(),
+        timing: outcome.timing,
+        vary: VaryKey::new(&HeaderMap::new(), outcome.request),
+        directives,
+        fallback,
+        override_cc: !config.respect_cache_control,
+        initial_age: None,
+        lifetime: None,
+    }
+    .derive(config.shared);
+    let expected = range.end - range.start;
+    let store = Arc::clone(shared);
+    let key = outcome.key;
+    let guard = outcome.guard;
+    let sink: Sink = Box::new(move |bytes: Bytes| {
+        let _guard = guard;
+        if let Some(partials) = &store.partials {
+            partials.store(&key, Some(head), &version, range, len, &bytes);
+        }
+    });
+    // Bodies past the fill bound pass through unstored (the tee gives up).
+    let limit = usize::try_from(expected.min(partial::MAX_FILL)).unwrap_or(usize::MAX);
+    let (parts, body) = response.into_parts();
+    let mut response =
+        Response::from_parts(parts, CacheBody::tee(body, limit, Some(expected), sink));
+    set_cache_status(
+        response.headers_mut(),
+        &format!("{}; stored; detail=partial", outcome.detail),
     );
     response
 }
@@ -706,6 +817,9 @@ fn not_modified(conditionals: &HeaderMap, stored: &Stored) -> bool {
 fn invalidate(shared: &Shared, authority: &str, target: Option<String>, headers: &HeaderMap) {
     if let Some(target) = target {
         shared.store.remove(&target);
+        if let Some(partials) = &shared.partials {
+            partials.remove(&target);
+        }
     }
     for name in [header::LOCATION, header::CONTENT_LOCATION] {
         let Some(uri) = headers
@@ -721,6 +835,9 @@ fn invalidate(shared: &Shared, authority: &str, target: Option<String>, headers:
         if same_authority && (uri.authority().is_some() || uri.path().starts_with('/')) {
             if let Some(key) = shared.config.key.key_of_uri(authority, &uri) {
                 shared.store.remove(&key);
+                if let Some(partials) = &shared.partials {
+                    partials.remove(&key);
+                }
             }
         }
     }
@@ -728,7 +845,7 @@ fn invalidate(shared: &Shared, authority: &str, target: Option<String>, headers:
 
 /// Appends this cache's member to `Cache-Status` (RFC 9211: the cache
 /// nearest the client comes last).
-fn set_cache_status(headers: &mut HeaderMap, detail: &str) {
+pub(crate) fn set_cache_status(headers: &mut HeaderMap, detail: &str) {
     let ours = format!("strata; {detail}");
     let value = match headers.get("cache-status").and_then(|v| v.to_str().ok()) {
         Some(existing) if !existing.trim().is_empty() => format!("{existing}, {ours}"),
