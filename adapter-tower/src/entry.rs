@@ -149,6 +149,11 @@ impl Stored {
             }
             headers.append(name.clone(), value.clone());
         }
+        if !update.contains_key(header::AGE) {
+            // The update arrived now with no age of its own: the stored
+            // response, just validated, is as old as the update is.
+            headers.remove(header::AGE);
+        }
         let directives = Directives::for_response(&headers, targeted, token);
         Self {
             status: self.status,

@@ -63,6 +63,11 @@ pub struct Config {
     /// gives no `stale-while-revalidate` of its own (RFC 5861). Needs a
     /// [`Config::spawner`]. Default none.
     pub stale_while_revalidate: Option<Duration>,
+    /// A fresh response with at most this much freshness left is served
+    /// as a hit while one background request revalidates it, so that
+    /// entries in use never expire. Needs a [`Config::spawner`]. Default
+    /// none.
+    pub refresh_before: Option<Duration>,
     /// Runs background revalidations (e.g. `tokio::spawn`); without one,
     /// stale responses are revalidated before answering.
     pub spawner: Option<Spawner>,
@@ -161,6 +166,7 @@ impl Default for Config {
             surrogate_token: Some("strata".to_owned()),
             stale_on_error: false,
             stale_while_revalidate: None,
+            refresh_before: None,
             spawner: None,
             cacheable_statuses: None,
             tags: None,
@@ -393,6 +399,14 @@ impl CacheLayerBuilder {
     /// Default none.
     pub fn stale_while_revalidate(mut self, window: Duration) -> Self {
         self.config.stale_while_revalidate = Some(window);
+        self
+    }
+
+    /// Revalidate a fresh response in the background once it has at most
+    /// `window` of freshness left, answering from it meanwhile. Needs a
+    /// [`spawner`](Self::spawner). Default none.
+    pub fn refresh_before(mut self, window: Duration) -> Self {
+        self.config.refresh_before = Some(window);
         self
     }
 

@@ -30,6 +30,14 @@
 //! - with a [`spawner`](CacheLayerBuilder::spawner), a response inside its
 //!   `stale-while-revalidate` window (RFC 5861, or the layer's default) is
 //!   answered at once and revalidated by one background request;
+//! - with [`refresh_before`](CacheLayerBuilder::refresh_before), a fresh
+//!   response about to expire is answered and revalidated in the
+//!   background;
+//! - `206` responses are kept in part, in the engine's
+//!   [`ChunkStore`](strata::chunks::ChunkStore): a later range is answered
+//!   from the chunks present, only missing chunks are fetched (with
+//!   `If-Range`), and pieces of two versions are never combined
+//!   ([`partial_content`](CacheLayerBuilder::partial_content));
 //! - every response says what happened in `Cache-Status` (RFC 9211).
 //!
 //! # Features

@@ -174,6 +174,28 @@ where
             || (config.respect_cache_control && stored.directives.no_cache);
         if !revalidate && fresh {
             let status = format!("hit; ttl={remaining}{collapsed}");
+            let due = config
+                .refresh_before
+                .is_some_and(|before| remaining <= i128::from(before.as_secs()));
+            if let (true, Some(spawner), true) = (due, &config.spawner, method == Method::GET) {
+                // Fresh, but about to expire: answer now and revalidate
+                // once in the background, so hot entries never go stale.
+                if let Joined::Lead(guard) = shared.flights.join(&format!("{key}\0revalidate")) {
+                    let client_headers = request.headers().clone();
+                    let task = revalidate_in_background(
+                        Arc::clone(&shared),
+                        inner,
+                        request,
+                        Arc::clone(stored),
+                        key,
+                        request_directives.clone(),
+                        guard,
+                    );
+                    (spawner.0)(Box::pin(task));
+                    let status = format!("{status}; detail=refreshing");
+                    return Ok(serve(stored, age, &method, &client_headers, &status));
+                }
+            }
             return Ok(serve(stored, age, &method, request.headers(), &status));
         }
         let may_serve_stale = !revalidate

@@ -128,3 +128,76 @@ async fn without_a_spawner_stale_copies_are_revalidated_first() {
     }
     assert_eq!(calls.load(Ordering::SeqCst), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_before_revalidates_fresh_entries_about_to_expire() {
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&calls);
+    let origin = tower::service_fn(move |req: Request<()>| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        let revalidating = req.headers().contains_key("if-none-match");
+        async move {
+            let response = Response::builder()
+                .header("cache-control", "max-age=100")
+                .header("etag", "\"v1\"");
+            let (response, body) = if revalidating {
+                (response.status(StatusCode::NOT_MODIFIED), Bytes::new())
+            } else {
+                (response.header("age", "95"), Bytes::from_static(b"hello"))
+            };
+            Ok::<_, Infallible>(
+                response
+                    .header("content-length", body.len())
+                    .body(Full::new(body))
+                    .unwrap(),
+            )
+        }
+    });
+    let layer = CacheLayer::builder()
+        .refresh_before(Duration::from_secs(10))
+        .spawner(|task| {
+            tokio::spawn(task);
+        })
+        .build()
+        .unwrap();
+    let svc = tower::Layer::layer(&layer, origin);
+    let get = || {
+        Request::get("/r")
+            .header("host", "example.com")
+            .body(())
+            .unwrap()
+    };
+    let first = svc.clone().oneshot(get()).await.unwrap();
+    first.into_body().collect().await.unwrap();
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+
+    // Five seconds of freshness left (Age 95 of 100): a hit, and one
+    // background revalidation.
+    let second = svc.clone().oneshot(get()).await.unwrap();
+    let status = second.headers()["cache-status"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        status.contains("hit") && status.contains("refreshing"),
+        "{status}"
+    );
+    assert_eq!(
+        second.into_body().collect().await.unwrap().to_bytes(),
+        "hello"
+    );
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while calls.load(Ordering::SeqCst) < 2 {
+        assert!(Instant::now() < deadline, "no background revalidation");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // The 304 renewed it (its Age is now the 304's, 0): plain hits follow.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let third = svc.clone().oneshot(get()).await.unwrap();
+    let status = third.headers()["cache-status"].to_str().unwrap().to_owned();
+    assert!(
+        status.contains("hit") && !status.contains("refreshing"),
+        "{status}"
+    );
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+}
