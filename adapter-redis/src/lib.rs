@@ -58,6 +58,10 @@
 //! failed read as a miss and stops calling a dead Redis for a while
 //! (its circuit breaker).
 //!
+//! [`RedisTierBuilder::connect`] needs Redis up; a service that must start
+//! without it uses [`RedisTierBuilder::connect_lazy`]: calls are misses
+//! until the first connection, made in the background.
+//!
 //! # Redis Cluster
 //!
 //! [`RedisTier::cluster_builder`] takes seed nodes. Multi-key reads and

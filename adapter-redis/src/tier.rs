@@ -8,12 +8,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
-use redis::{Cmd, IntoConnectionInfo, Pipeline, ProtocolVersion, RedisError, Value};
+use redis::{Cmd, IntoConnectionInfo, Pipeline, ProtocolVersion, PushInfo, RedisError, Value};
 use strata::tiered::{InvalidationSink, SecondTier, TierError, TierErrorKind};
+use tokio::sync::mpsc::UnboundedSender;
 
 use crate::error::Error;
 use crate::tracking;
@@ -92,7 +93,8 @@ pub(crate) struct Counters {
 }
 
 pub(crate) struct Inner {
-    pub(crate) conn: Conn,
+    /// `None` until the first connection (see `connect_lazy`).
+    pub(crate) conn: RwLock<Option<Conn>>,
     /// `ns:d:`: the prefix of every value key (and of tracking).
     pub(crate) data_prefix: Vec<u8>,
     /// `ns:t:`: the prefix of every tag set.
@@ -141,7 +143,10 @@ impl fmt::Debug for RedisTier {
                 &String::from_utf8_lossy(&self.inner.data_prefix),
             )
             .field("timeout", &self.inner.timeout)
-            .field("cluster", &matches!(self.inner.conn, Conn::Cluster(_)))
+            .field(
+                "cluster",
+                &matches!(*self.inner.conn.read(), Some(Conn::Cluster(_))),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -208,7 +213,10 @@ impl RedisTier {
         F: FnOnce(Conn) -> Fut,
         Fut: Future<Output = Result<T, RedisError>>,
     {
-        match tokio::time::timeout(self.inner.timeout, call(self.inner.conn.clone())).await {
+        let Some(conn) = self.inner.conn.read().clone() else {
+            return Err(TierError::of_kind(TierErrorKind::Unavailable));
+        };
+        match tokio::time::timeout(self.inner.timeout, call(conn)).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(error)) => Err(tier_error(error)),
             Err(_) => Err(TierError::of_kind(TierErrorKind::Timeout)),
@@ -287,10 +295,88 @@ impl RedisTierBuilder {
     /// [`Error::Connect`] / [`Error::ConnectTimeout`] when Redis cannot be
     /// reached, [`Error::Tracking`] when tracking cannot be enabled.
     pub async fn connect(self) -> Result<RedisTier, Error> {
-        if self.namespace.is_empty() || self.namespace.contains(':') {
-            return Err(Error::Namespace(self.namespace));
-        }
+        let inner = self.inner()?;
         let (push_tx, push_rx) = tokio::sync::mpsc::unbounded_channel();
+        let conn = self.open(push_tx).await?;
+        *inner.conn.write() = Some(conn);
+        if self.tracking {
+            tracking::enable(&inner).await.map_err(Error::Tracking)?;
+            inner.counters.up.store(true, Ordering::Relaxed);
+            tracking::start(&inner, push_rx, self.check_interval);
+        }
+        Ok(RedisTier { inner })
+    }
+
+    /// A tier that connects in the background (on the current tokio
+    /// runtime), so that a service starts whether or not Redis is up:
+    /// until the first connection (retried with backoff up to 5 s), every
+    /// call fails at once as [`TierErrorKind::Unavailable`] (a miss for
+    /// the tiered cache); once connected and tracking, attached L1s are
+    /// cleared, since they could not hear of writes until then.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Namespace`] and [`Error::Address`] (settings that can never
+    /// work) at once; connection failures only delay the tier.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime.
+    pub fn connect_lazy(self) -> Result<RedisTier, Error> {
+        let inner = self.inner()?;
+        if let Target::Single(url) = &self.target {
+            url.as_str()
+                .into_connection_info()
+                .map_err(|source| Error::Address {
+                    address: url.clone(),
+                    source,
+                })?;
+        }
+        let weak = Arc::downgrade(&inner);
+        tokio::spawn(async move {
+            let (push_tx, push_rx) = tokio::sync::mpsc::unbounded_channel();
+            let mut backoff = Duration::from_millis(50);
+            let conn = loop {
+                if weak.strong_count() == 0 {
+                    return;
+                }
+                match self.open(push_tx.clone()).await {
+                    Ok(conn) => break conn,
+                    Err(_) => {
+                        tokio::time::sleep(backoff).await;
+                        backoff = backoff.saturating_mul(2).min(Duration::from_secs(5));
+                    }
+                }
+            };
+            let Some(inner) = weak.upgrade() else { return };
+            *inner.conn.write() = Some(conn);
+            if self.tracking {
+                // Retried by the listener like any lost tracking.
+                let on = tracking::enable(&inner).await.is_ok();
+                inner.counters.up.store(on, Ordering::Relaxed);
+                tracking::start(&inner, push_rx, self.check_interval);
+            }
+            inner.flush_all();
+        });
+        Ok(RedisTier { inner })
+    }
+
+    fn inner(&self) -> Result<Arc<Inner>, Error> {
+        if self.namespace.is_empty() || self.namespace.contains(':') {
+            return Err(Error::Namespace(self.namespace.clone()));
+        }
+        Ok(Arc::new(Inner {
+            conn: RwLock::new(None),
+            data_prefix: format!("{}:d:", self.namespace).into_bytes(),
+            tag_prefix: format!("{}:t:", self.namespace).into_bytes(),
+            timeout: self.timeout,
+            sinks: Mutex::new(Vec::new()),
+            counters: Counters::default(),
+        }))
+    }
+
+    /// One connection attempt, bounded by a few connect timeouts.
+    async fn open(&self, push_tx: UnboundedSender<PushInfo>) -> Result<Conn, Error> {
         let connect =
             async {
                 match &self.target {
@@ -342,23 +428,9 @@ impl RedisTierBuilder {
                     }
                 }
             };
-        let conn = tokio::time::timeout(self.connect_timeout.saturating_mul(4), connect)
+        tokio::time::timeout(self.connect_timeout.saturating_mul(4), connect)
             .await
-            .map_err(|_| Error::ConnectTimeout(self.connect_timeout))??;
-        let inner = Arc::new(Inner {
-            conn,
-            data_prefix: format!("{}:d:", self.namespace).into_bytes(),
-            tag_prefix: format!("{}:t:", self.namespace).into_bytes(),
-            timeout: self.timeout,
-            sinks: Mutex::new(Vec::new()),
-            counters: Counters::default(),
-        });
-        if self.tracking {
-            tracking::enable(&inner).await.map_err(Error::Tracking)?;
-            inner.counters.up.store(true, Ordering::Relaxed);
-            tracking::start(&inner, push_rx, self.check_interval);
-        }
-        Ok(RedisTier { inner })
+            .map_err(|_| Error::ConnectTimeout(self.connect_timeout))?
     }
 }
 

@@ -28,7 +28,10 @@ pub(crate) async fn enable(inner: &Inner) -> Result<(), RedisError> {
         .arg("PREFIX")
         .arg(inner.data_prefix.as_slice())
         .arg("NOLOOP");
-    let reply = bounded(inner, inner.conn.clone().everywhere(cmd)).await;
+    let reply = match connection(inner) {
+        Ok(mut conn) => bounded(inner, conn.everywhere(cmd)).await,
+        Err(error) => Err(error),
+    };
     match reply {
         Ok(reply) => first_error(&reply).map_or(Ok(()), Err),
         Err(error) if already_on(&error.to_string()) => Ok(()),
@@ -40,8 +43,15 @@ pub(crate) async fn enable(inner: &Inner) -> Result<(), RedisError> {
 async fn tracking_off(inner: &Inner) -> Result<bool, RedisError> {
     let mut cmd = redis::cmd("CLIENT");
     cmd.arg("TRACKINGINFO");
-    let reply = bounded(inner, inner.conn.clone().everywhere(cmd)).await?;
+    let mut conn = connection(inner)?;
+    let reply = bounded(inner, conn.everywhere(cmd)).await?;
     Ok(flags_off(&reply))
+}
+
+fn connection(inner: &Inner) -> Result<crate::tier::Conn, RedisError> {
+    inner.conn.read().clone().ok_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::NotConnected, "not connected yet").into()
+    })
 }
 
 async fn bounded<T>(

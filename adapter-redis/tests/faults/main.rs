@@ -228,3 +228,72 @@ async fn the_breaker_skips_a_dead_redis_and_probes_it_back() {
     }
     assert!(hit, "L2 hits resume after the probe: {:?}", cache.stats());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lazy_tier_lets_a_service_start_before_redis_and_joins_it_later() {
+    if support::server::redis_binary().is_none() {
+        return;
+    }
+    let port = support::server::free_port();
+    let url = format!("redis://127.0.0.1:{port}");
+    let lazy = || {
+        strata_redis::RedisTier::builder(url.clone())
+            .namespace("test")
+            .timeout(TIMEOUT)
+            .connect_timeout(Duration::from_millis(200))
+            .tracking_check_interval(Duration::from_millis(200))
+            .connect_lazy()
+            .expect("settings are fine")
+    };
+    let a = TieredCache::builder(l1(), lazy()).build().unwrap();
+    let b = TieredCache::builder(l1(), lazy()).build().unwrap();
+    // No Redis yet: reads load, fast, without errors; writes report it.
+    let started = Instant::now();
+    let value = a
+        .try_get_or_load("k".to_owned(), || async {
+            Ok::<_, String>("db".to_owned())
+        })
+        .await
+        .unwrap();
+    assert_eq!(value, "db");
+    assert!(started.elapsed() < TIMEOUT, "no Redis costs no wait");
+    assert!(a.insert("k".to_owned(), "v1".to_owned()).await.is_err());
+    assert!(!a.tier().stats().tracking_up);
+
+    let _server = RedisServer::start_on(port, &[]).expect("the binary was found above");
+    let up = eventually(Duration::from_secs(10), || {
+        a.tier().stats().tracking_up && b.tier().stats().tracking_up
+    })
+    .await;
+    assert!(up.is_some(), "the tiers connected once Redis came up");
+    assert!(a.l1().is_empty(), "L1 is cleared when tracking starts");
+    // The breaker may hold calls back for its cool-down; then all works,
+    // invalidation included.
+    let mut written = false;
+    for _ in 0..30 {
+        if a.insert("k".to_owned(), "v2".to_owned()).await.is_ok() {
+            written = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(written);
+    let heard = eventually(INVALIDATION_BOUND, || {
+        b.tier().stats().invalidated_keys >= 1
+    })
+    .await;
+    assert!(heard.is_some());
+    let mut read = None;
+    for _ in 0..30 {
+        read = b.get(&"k".to_owned()).await;
+        if read.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(read.as_deref(), Some("v2"));
+    a.insert("k".to_owned(), "v3".to_owned()).await.unwrap();
+    assert!(eventually(INVALIDATION_BOUND, || !b.l1().contains_key("k"))
+        .await
+        .is_some());
+}

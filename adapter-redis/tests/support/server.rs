@@ -39,7 +39,7 @@ pub fn redis_binary() -> Option<PathBuf> {
     found
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -63,8 +63,12 @@ impl RedisServer {
     }
 
     pub fn start_with(extra: &[&str]) -> Option<Self> {
+        Self::start_on(free_port(), extra)
+    }
+
+    /// A server on `port` (e.g. one a client was already told about).
+    pub fn start_on(port: u16, extra: &[&str]) -> Option<Self> {
         let binary = redis_binary()?;
-        let port = free_port();
         let dir = std::env::temp_dir().join(format!("strata-redis-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("a temp dir");
         let mut server = Self {
