@@ -181,17 +181,14 @@ where
                 // Fresh, but about to expire: answer now and revalidate
                 // once in the background, so hot entries never go stale.
                 if let Joined::Lead(guard) = shared.flights.join(&format!("{key}\0revalidate")) {
-                    let client_headers = request.headers().clone();
-                    let task = revalidate_in_background(
-                        Arc::clone(&shared),
-                        inner,
-                        request,
-                        Arc::clone(stored),
+                    let revalidation = Revalidation {
+                        shared: Arc::clone(&shared),
+                        stored: Arc::clone(stored),
                         key,
-                        request_directives.clone(),
+                        directives: request_directives,
                         guard,
-                    );
-                    (spawner.0)(Box::pin(task));
+                    };
+                    let client_headers = revalidation.start(spawner, inner, request);
                     let status = format!("{status}; detail=refreshing");
                     return Ok(serve(stored, age, &method, &client_headers, &status));
                 }
@@ -224,17 +221,14 @@ where
             let detail = match shared.flights.join(&flight_key) {
                 Joined::Wait(_) => "hit; stale",
                 Joined::Lead(guard) => {
-                    let client_headers = request.headers().clone();
-                    let task = revalidate_in_background(
-                        Arc::clone(&shared),
-                        inner,
-                        request,
-                        Arc::clone(stored),
+                    let revalidation = Revalidation {
+                        shared: Arc::clone(&shared),
+                        stored: Arc::clone(stored),
                         key,
-                        request_directives.clone(),
+                        directives: request_directives,
                         guard,
-                    );
-                    (spawner.0)(Box::pin(task));
+                    };
+                    let client_headers = revalidation.start(spawner, inner, request);
                     return Ok(serve(
                         stored,
                         age,
@@ -390,6 +384,46 @@ fn upstream<B>(shared: &Shared, mut request: Request<B>) -> Request<B> {
 
 /// Revalidates `stored` with `request` (the one that found it stale,
 /// answered already): a 304 refreshes it, a new response replaces it.
+/// A background revalidation of a stored response, led by `guard`.
+struct Revalidation {
+    shared: Arc<Shared>,
+    stored: Arc<Stored>,
+    key: String,
+    directives: Directives,
+    guard: Guard,
+}
+
+impl Revalidation {
+    /// Hands the revalidation to `spawner`; returns the client's request
+    /// headers (the request itself goes upstream).
+    fn start<S, ReqB, ResB>(
+        self,
+        spawner: &crate::layer::Spawner,
+        inner: S,
+        request: Request<ReqB>,
+    ) -> HeaderMap
+    where
+        S: Service<Request<ReqB>, Response = Response<ResB>> + Send + 'static,
+        S::Future: Send + 'static,
+        ReqB: Send + 'static,
+        ResB: Body<Data = Bytes> + Send + 'static,
+        ResB::Error: Into<BoxError>,
+    {
+        let client_headers = request.headers().clone();
+        let task = revalidate_in_background(
+            self.shared,
+            inner,
+            request,
+            self.stored,
+            self.key,
+            self.directives,
+            self.guard,
+        );
+        (spawner.0)(Box::pin(task));
+        client_headers
+    }
+}
+
 async fn revalidate_in_background<S, ReqB, ResB>(
     shared: Arc<Shared>,
     mut inner: S,
