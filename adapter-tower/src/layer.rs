@@ -524,6 +524,14 @@ impl CacheLayerBuilder {
                 u32::try_from(bytes).unwrap_or(u32::MAX)
             },
         );
+        #[cfg(feature = "metrics")]
+        let store = store.eviction_listener(
+            |_key: String, _value: Variants, cause: strata::RemovalCause| {
+                if cause.was_evicted() {
+                    crate::telemetry::evicted();
+                }
+            },
+        );
         #[cfg(feature = "spill")]
         let store = match self.spill {
             Some(spill) => store.spill(spill),

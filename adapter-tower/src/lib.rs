@@ -45,6 +45,23 @@
 //! | feature | what it adds |
 //! |---|---|
 //! | `spill` | [`CacheLayerBuilder::spill`]: stored responses written through to memory-mapped files, read back when memory evicted them, found again after a restart or a crash |
+//! | `metrics` | counters and histograms through the [`metrics`](https://docs.rs/metrics) facade: responses by outcome, stores, revalidations, evictions, upstream latency (names below) |
+//! | `tracing` | [`tracing`](https://docs.rs/tracing) spans around each request and upstream call, and an event per cache decision |
+//!
+//! Metrics (feature `metrics`), all under the recorder the application
+//! installs:
+//!
+//! | metric | kind | labels |
+//! |---|---|---|
+//! | `strata_http_responses_total` | counter | `outcome`: `hit`, `stale`, `miss`, `revalidated`, `partial`, `method`, `bypass`, `only_if_cached`, `error` |
+//! | `strata_http_stores_total` | counter | |
+//! | `strata_http_revalidations_total` | counter | `result`: `not_modified`, `replaced`, `failed` (background revalidations) |
+//! | `strata_http_evictions_total` | counter | |
+//! | `strata_http_upstream_seconds` | histogram | `tier`: `origin`; `result`: `ok`, `error` |
+//!
+//! Spans (feature `tracing`): `strata_tower.request` (fields `method`,
+//! `path`; never header values) and `strata_tower.upstream`; a `debug`
+//! event with field `cache_status` per response.
 //!
 //! ```
 //! use std::convert::Infallible;
@@ -91,6 +108,7 @@ mod partial;
 pub mod policy;
 mod range;
 mod service;
+mod telemetry;
 
 pub use body::{BoxError, CacheBody};
 pub use key::KeyExtractor;

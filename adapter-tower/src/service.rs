@@ -25,6 +25,7 @@ use crate::partial;
 use crate::policy::freshness::{Storable, Timing};
 use crate::policy::Directives;
 use crate::range;
+use crate::telemetry;
 
 /// Caches the responses of `S`; made by [`CacheLayer`](crate::CacheLayer).
 pub struct CacheService<S> {
@@ -89,7 +90,24 @@ where
         let fresh = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, fresh);
         let shared = Arc::clone(&self.shared);
-        Box::pin(handle(shared, inner, request))
+        #[cfg(feature = "tracing")]
+        let span = tracing::debug_span!(
+            "strata_tower.request",
+            method = %request.method(),
+            path = request.uri().path(),
+        );
+        let future = handle(shared, inner, request);
+        #[cfg(any(feature = "metrics", feature = "tracing"))]
+        let future = async move {
+            let result = future.await;
+            if let Ok(response) = &result {
+                telemetry::responded(response.headers());
+            }
+            result
+        };
+        #[cfg(feature = "tracing")]
+        let future = tracing::Instrument::instrument(future, span);
+        Box::pin(future)
     }
 }
 
@@ -112,7 +130,7 @@ where
     if method != Method::GET && method != Method::HEAD {
         let authority = key::authority(request.uri(), request.headers());
         let target = config.key.key(&request);
-        let response = inner.call(upstream(&shared, request)).await?;
+        let response = fetch(&mut inner, upstream(&shared, request)).await?;
         let unsafe_method = !matches!(method, Method::OPTIONS | Method::TRACE);
         let status = response.status();
         if unsafe_method && (status.is_success() || status.is_redirection()) {
@@ -126,7 +144,7 @@ where
         None
     };
     let Some(key) = key else {
-        let response = inner.call(upstream(&shared, request)).await?;
+        let response = fetch(&mut inner, upstream(&shared, request)).await?;
         return Ok(forwarded(response, "fwd=bypass"));
     };
     let request_directives = Directives::from_headers(request.headers(), true);
@@ -258,7 +276,7 @@ where
             Some(partial::Lookup::Fill(fill)) => {
                 fill.prepare(request.headers_mut());
                 let request_time = SystemTime::now();
-                let response = inner.call(upstream(&shared, request)).await?;
+                let response = fetch(&mut inner, upstream(&shared, request)).await?;
                 let timing = Timing {
                     request_time,
                     response_time: SystemTime::now(),
@@ -300,7 +318,7 @@ where
         }
     }
     let request_time = SystemTime::now();
-    let response = inner.call(upstream(&shared, request)).await?;
+    let response = fetch(&mut inner, upstream(&shared, request)).await?;
     let timing = Timing {
         request_time,
         response_time: SystemTime::now(),
@@ -367,6 +385,23 @@ where
         guard,
     };
     Ok(finish(&shared, outcome, response))
+}
+
+/// Sends `request` upstream: timed, and in a span under `tracing`.
+async fn fetch<S, ReqB, ResB>(
+    inner: &mut S,
+    request: Request<ReqB>,
+) -> Result<Response<ResB>, S::Error>
+where
+    S: Service<Request<ReqB>, Response = Response<ResB>>,
+{
+    let started = std::time::Instant::now();
+    let call = inner.call(request);
+    #[cfg(feature = "tracing")]
+    let call = tracing::Instrument::instrument(call, tracing::debug_span!("strata_tower.upstream"));
+    let result = call.await;
+    telemetry::upstream(started.elapsed(), result.is_ok());
+    result
 }
 
 /// `request` as it goes upstream: with this cache's
@@ -450,7 +485,8 @@ async fn revalidate_in_background<S, ReqB, ResB>(
     }
     let request_headers = request.headers().clone();
     let request_time = SystemTime::now();
-    let Ok(response) = inner.call(upstream(&shared, request)).await else {
+    let Ok(response) = fetch(&mut inner, upstream(&shared, request)).await else {
+        telemetry::revalidated("failed");
         return;
     };
     let timing = Timing {
@@ -459,8 +495,14 @@ async fn revalidate_in_background<S, ReqB, ResB>(
     };
     if response.status() == StatusCode::NOT_MODIFIED {
         refresh(&shared, key, &stored, response.headers(), timing);
+        telemetry::revalidated("not_modified");
         return;
     }
+    telemetry::revalidated(if response.status().is_server_error() {
+        "failed"
+    } else {
+        "replaced"
+    });
     let outcome = Outcome {
         key,
         method: &Method::GET,
