@@ -14,7 +14,10 @@
 //! `--spill-dir`, stored responses are written to memory-mapped files in
 //! that directory as well (up to `--spill-bytes`, default 1 GiB): the
 //! memory budget holds the hot ones, and a restarted proxy (even after a
-//! crash) serves what it had stored. Without `--upstream`, a small demo
+//! crash) serves what it had stored. With `--admin-listen` and
+//! `--admin-token` (or `STRATA_ADMIN_TOKEN`), the admin API (`stats`,
+//! `hot-keys`, `tags`, `invalidate`, `health`) answers under `/admin` on
+//! its own listener. Without `--upstream`, a small demo
 //! origin starts on a free port and the proxy prints what to `curl`.
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used)]
@@ -42,13 +45,16 @@ struct Args {
     store_unsized: bool,
     spill_dir: Option<String>,
     spill_bytes: u64,
+    admin_listen: Option<String>,
+    admin_token: Option<String>,
 }
 
 fn usage(problem: &str) -> ! {
     eprintln!("proxy: {problem}");
     eprintln!(
         "usage: proxy [--upstream http://HOST:PORT] [--listen ADDR:PORT] [--memory BYTES] \
-         [--spill-dir DIR [--spill-bytes BYTES]] [--store-unsized]"
+         [--spill-dir DIR [--spill-bytes BYTES]] [--store-unsized] \
+         [--admin-listen ADDR:PORT --admin-token TOKEN]"
     );
     std::process::exit(2);
 }
@@ -61,6 +67,8 @@ fn parse_args() -> Args {
         store_unsized: false,
         spill_dir: None,
         spill_bytes: 1 << 30,
+        admin_listen: None,
+        admin_token: std::env::var("STRATA_ADMIN_TOKEN").ok(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -79,6 +87,8 @@ fn parse_args() -> Args {
             }
             "--store-unsized" => args.store_unsized = true,
             "--spill-dir" => args.spill_dir = Some(value()),
+            "--admin-listen" => args.admin_listen = Some(value()),
+            "--admin-token" => args.admin_token = Some(value()),
             "--spill-bytes" => {
                 let v = value();
                 args.spill_bytes = v.parse().unwrap_or_else(|_| {
@@ -158,6 +168,29 @@ async fn main() {
             "spilling to {dir}: {} responses found there",
             layer.stats().spill.entries
         );
+    }
+    if let Some(addr) = &args.admin_listen {
+        // An admin API without a token is refused (and so is starting).
+        let token = args.admin_token.clone().unwrap_or_default();
+        let router = layer.admin_router(token).unwrap_or_else(|e| {
+            usage(&format!(
+                "--admin-listen needs --admin-token (or STRATA_ADMIN_TOKEN): {e}"
+            ))
+        });
+        let listener = TcpListener::bind(addr).await.unwrap_or_else(|e| {
+            eprintln!("proxy: cannot listen on {addr} for the admin API: {e}");
+            std::process::exit(1);
+        });
+        println!(
+            "admin API on http://{}/admin",
+            listener.local_addr().unwrap()
+        );
+        let app = axum::Router::new().nest("/admin", router);
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                eprintln!("proxy: the admin API stopped: {e}");
+            }
+        });
     }
     let client = Client::builder(TokioExecutor::new()).build_http::<Incoming>();
     let forward = tower::service_fn(move |mut request: Request<Incoming>| {

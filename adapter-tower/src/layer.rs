@@ -271,6 +271,22 @@ impl CacheLayer {
         self.shared.store.remove(key).is_some() || partial
     }
 
+    /// Drops the stored responses of every resource whose key (see
+    /// [`KeyExtractor::key`](crate::KeyExtractor::key)) starts with
+    /// `prefix`, e.g. `example.com/api/`; returns how many resources.
+    pub fn invalidate_prefix(&self, prefix: &str) -> usize {
+        let mut dropped = 0;
+        self.shared.store.retain(|key, _| {
+            let keep = !key.starts_with(prefix);
+            dropped += usize::from(!keep);
+            keep
+        });
+        if let Some(partials) = &self.shared.partials {
+            partials.retain_heads(|key| !key.starts_with(prefix));
+        }
+        dropped
+    }
+
     /// Drops every stored response tagged `tag` (see
     /// [`CacheLayerBuilder::tags`]); returns how many resources.
     pub fn invalidate_tag(&self, tag: &str) -> usize {

@@ -45,6 +45,7 @@
 //! | feature | what it adds |
 //! |---|---|
 //! | `spill` | [`CacheLayerBuilder::spill`]: stored responses written through to memory-mapped files, read back when memory evicted them, found again after a restart or a crash |
+//! | `admin` | [`CacheLayer::admin_router`]: an axum router with `health`, `stats`, `hot-keys`, `tags` and `invalidate` (by key, tag or prefix) behind a bearer token; see [`admin`] |
 //! | `metrics` | counters and histograms through the [`metrics`](https://docs.rs/metrics) facade: responses by outcome, stores, revalidations, evictions, upstream latency (names below) |
 //! | `tracing` | [`tracing`](https://docs.rs/tracing) spans around each request and upstream call, and an event per cache decision |
 //!
@@ -98,6 +99,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs, missing_debug_implementations)]
 
+#[cfg(feature = "admin")]
+pub mod admin;
 mod body;
 mod codec;
 mod entry;

@@ -84,6 +84,17 @@ impl Partials {
         self.heads.remove(key);
     }
 
+    /// The chunk store's counters (metadata and chunks are its entries).
+    #[cfg(feature = "admin")]
+    pub(crate) fn stats(&self) -> strata::Stats {
+        self.chunks.cache().stats()
+    }
+
+    /// Forgets the objects whose key `keep` refuses.
+    pub(crate) fn retain_heads(&self, mut keep: impl FnMut(&str) -> bool) {
+        self.heads.retain(|key, _| keep(key));
+    }
+
     pub(crate) fn clear(&self) {
         self.heads.clear();
         self.chunks.cache().clear();

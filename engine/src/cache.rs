@@ -789,6 +789,70 @@ where
         }
     }
 
+    /// Up to `n` of the most frequently used entries held in memory, most
+    /// used first, with their estimated use counts (the admission sketch's
+    /// estimate plus reads not yet folded into it; the sketch ages, so
+    /// these are recent counts). Visits every entry under its shard's read
+    /// lock: meant for an admin endpoint, not a hot path.
+    pub fn hottest(&self, n: usize) -> Vec<(K, u64)>
+    where
+        K: Clone,
+    {
+        use std::cmp::Reverse;
+        use std::collections::BinaryHeap;
+        if n == 0 {
+            return Vec::new();
+        }
+        let mut top: BinaryHeap<Reverse<(u64, usize, usize)>> = BinaryHeap::with_capacity(n + 1);
+        let mut keys: Vec<K> = Vec::new();
+        for slot in self.inner.slots.iter() {
+            let shard = slot.shard.read();
+            let now = self.now_if(shard.expiry.is_some());
+            for idx in 0..shard.len() as u32 {
+                if shard.is_expired(idx, now, self.inner.tti) {
+                    continue;
+                }
+                let frequency = shard.frequency(&self.inner.hasher, idx);
+                if top.len() == n && top.peek().is_some_and(|Reverse(low)| low.0 >= frequency) {
+                    continue;
+                }
+                let at = keys.len();
+                keys.push(shard.nodes[idx as usize].key.clone());
+                top.push(Reverse((frequency, usize::MAX - at, at)));
+                if top.len() > n {
+                    top.pop();
+                }
+            }
+        }
+        let mut ranked: Vec<(u64, usize)> = top
+            .into_iter()
+            .map(|Reverse((frequency, _, at))| (frequency, at))
+            .collect();
+        ranked.sort_unstable_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        ranked
+            .into_iter()
+            .map(|(frequency, at)| (keys[at].clone(), frequency))
+            .collect()
+    }
+
+    /// Every tag carried by entries held in memory, with how many carry
+    /// it, most used first (ties by name).
+    pub fn tags(&self) -> Vec<(String, usize)> {
+        let mut counts: hashbrown::HashMap<String, usize, RandomState> =
+            hashbrown::HashMap::default();
+        for slot in self.inner.slots.iter() {
+            let shard = slot.shard.read();
+            if let Some(index) = &shard.tags {
+                for (tag, count) in index.counts() {
+                    *counts.entry_ref(tag).or_default() += count;
+                }
+            }
+        }
+        let mut tags: Vec<(String, usize)> = counts.into_iter().collect();
+        tags.sort_unstable_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        tags
+    }
+
     /// Keeps only the entries for which `keep` returns true; the others are
     /// removed ([`RemovalCause::Removed`]). Only entries held in memory are
     /// visited, not those in a spill tier.

@@ -274,7 +274,7 @@ impl<K, V> Shard<K, V> {
 
     /// The sketch's estimate for resident entry `idx` plus the hits its
     /// readers counted that have not reached the sketch yet.
-    fn frequency<S: BuildHasher>(&self, hasher: &S, idx: u32) -> u64
+    pub(crate) fn frequency<S: BuildHasher>(&self, hasher: &S, idx: u32) -> u64
     where
         K: Hash,
     {

@@ -105,6 +105,11 @@ impl TagIndex {
         found
     }
 
+    /// Every tag held, with how many entries carry it.
+    pub(crate) fn counts(&self) -> impl Iterator<Item = (&str, usize)> {
+        self.by_tag.iter().map(|(tag, set)| (&**tag, set.len()))
+    }
+
     /// The number of distinct tags held.
     #[cfg(test)]
     pub(crate) fn tag_count(&self) -> usize {

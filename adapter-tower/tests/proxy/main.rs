@@ -232,3 +232,45 @@ async fn a_restarted_proxy_serves_what_it_spilled_to_disk() {
     drop(holder);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn the_admin_api_answers_on_its_own_listener() {
+    let admin_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let admin = format!("127.0.0.1:{admin_port}");
+    let proxy = start(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        &admin,
+        "--admin-token",
+        "t0k",
+    ]);
+    fetch(&format!("http://{}/etag", proxy.addr)).await;
+    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    let stats = |token: &'static str| {
+        Request::get(format!("http://{admin}/admin/stats"))
+            .header("authorization", format!("Bearer {token}"))
+            .body(Empty::new())
+            .unwrap()
+    };
+    let denied = client.request(stats("nope")).await.unwrap();
+    assert_eq!(denied.status(), StatusCode::UNAUTHORIZED);
+    let response = client.request(stats("t0k")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let body = String::from_utf8_lossy(&body);
+    assert!(body.contains("\"entries\":1"), "{body}");
+
+    // No token, no admin API: the proxy refuses to start.
+    let output = Command::new(proxy_binary())
+        .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+        .env_remove("STRATA_ADMIN_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("admin-token"));
+}

@@ -303,3 +303,44 @@ fn a_heavy_candidate_meets_several_victims() {
     );
     assert_eq!(stats.weighted_size, 10 * stats.entries);
 }
+
+#[test]
+fn hottest_ranks_entries_by_recent_use() {
+    let cache: Cache<u32, u32> = Cache::new(1000);
+    for key in 0..100 {
+        cache.insert(key, key).unwrap();
+    }
+    // Key 7 read 12 times, key 3 read 8 times, key 50 read 4 times.
+    for (key, reads) in [(7, 12), (3, 8), (50, 4)] {
+        for _ in 0..reads {
+            assert!(cache.get(&key).is_some());
+        }
+    }
+    let top = cache.hottest(3);
+    let keys: Vec<u32> = top.iter().map(|(k, _)| *k).collect();
+    assert_eq!(keys, vec![7, 3, 50], "{top:?}");
+    assert!(top[0].1 > top[1].1 && top[1].1 > top[2].1);
+    assert_eq!(cache.hottest(0), Vec::new());
+    assert_eq!(cache.hottest(1000).len(), 100, "never more than held");
+}
+
+#[test]
+fn tags_lists_every_tag_with_its_entry_count() {
+    let cache: Cache<u32, u32> = Cache::new(1000);
+    for key in 0..10 {
+        let tags: &[&str] = if key % 2 == 0 {
+            &["even", "all"]
+        } else {
+            &["all"]
+        };
+        cache.insert_with_tags(key, key, tags).unwrap();
+    }
+    cache.insert(100, 100).unwrap();
+    assert_eq!(
+        cache.tags(),
+        vec![("all".to_owned(), 10), ("even".to_owned(), 5)]
+    );
+    cache.invalidate_tag("even");
+    assert_eq!(cache.tags(), vec![("all".to_owned(), 5)]);
+    assert!(Cache::<u32, u32>::new(10).tags().is_empty());
+}
