@@ -86,6 +86,9 @@ pub struct Config {
     /// missing chunks are fetched. `None`: 206 responses are not stored.
     /// Default 64 KiB.
     pub partial_chunk_size: Option<u32>,
+    /// Media types never stored (they stream through): `type/subtype` or
+    /// `type/*`, e.g. `video/*`. Default none.
+    pub excluded_content_types: Vec<String>,
 }
 
 type MethodFn = dyn Fn(&Method) -> bool + Send + Sync;
@@ -172,6 +175,7 @@ impl Default for Config {
             tags: None,
             methods: MethodPredicate::default(),
             partial_chunk_size: Some(crate::partial::DEFAULT_CHUNK_SIZE),
+            excluded_content_types: Vec::new(),
         }
     }
 }
@@ -340,6 +344,19 @@ impl CacheLayerBuilder {
     /// (lowered to what one entry of the store may weigh).
     pub fn max_body_size(mut self, bytes: usize) -> Self {
         self.config.max_body_size = bytes;
+        self
+    }
+
+    /// Media types that are never stored and stream straight through
+    /// (`type/subtype`, or `type/*` such as `video/*`; case-insensitive,
+    /// parameters ignored), checked from `Content-Type` before any byte of
+    /// the body is read. Default none.
+    pub fn excluded_content_types<I, T>(mut self, types: I) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<String>,
+    {
+        self.config.excluded_content_types = types.into_iter().map(Into::into).collect();
         self
     }
 

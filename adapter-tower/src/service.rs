@@ -579,7 +579,10 @@ where
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|t| t.trim_start().starts_with("text/event-stream"));
+        .is_some_and(|t| {
+            t.trim_start().starts_with("text/event-stream")
+                || excluded(&config.excluded_content_types, t)
+        });
     let fits = match length {
         Some(len) => len <= config.max_body_size as u64 && len >= config.min_body_size as u64,
         None => config.buffer_unsized,
@@ -678,12 +681,16 @@ where
         assume_fresh: fallback.is_some(),
     }
     .check();
+    let excluded_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| excluded(&config.excluded_content_types, t));
     let (Some(_), Some((range, len)), Some(version), true, false) = (
         &shared.partials,
         partial::content_range(headers),
         partial::version(headers),
         storable,
-        headers.contains_key(header::VARY),
+        headers.contains_key(header::VARY) || excluded_type,
     ) else {
         return forwarded(response, &outcome.detail);
     };
@@ -727,6 +734,24 @@ where
         &format!("{}; stored; detail=partial", outcome.detail),
     );
     response
+}
+
+/// Whether the media type of `content_type` matches one of `patterns`
+/// (`type/subtype`, or `type/*`; case-insensitive, parameters ignored).
+fn excluded(patterns: &[String], content_type: &str) -> bool {
+    if patterns.is_empty() {
+        return false;
+    }
+    let media = content_type.split(';').next().unwrap_or("").trim();
+    let Some((kind, _)) = media.split_once('/') else {
+        return false;
+    };
+    patterns
+        .iter()
+        .any(|pattern| match pattern.strip_suffix("/*") {
+            Some(prefix) => prefix.eq_ignore_ascii_case(kind),
+            None => pattern.eq_ignore_ascii_case(media),
+        })
 }
 
 /// Updates `stored` with the header fields of a 304, or of a `HEAD`'s 200

@@ -126,3 +126,54 @@ async fn opted_in_unsized_bodies_stream_and_are_stored_when_complete() {
         "first second"
     );
 }
+
+#[tokio::test]
+async fn excluded_content_types_stream_through_unstored() {
+    let layer = CacheLayer::builder()
+        .excluded_content_types(["video/*", "application/pdf"])
+        .build()
+        .unwrap();
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = std::sync::Arc::clone(&calls);
+    let origin = tower::service_fn(move |request: Request<()>| {
+        counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let content_type = match request.uri().path() {
+            "/movie" => "VIDEO/mp4; codecs=avc1",
+            "/paper" => "application/pdf",
+            "/page" => "text/html; charset=utf-8",
+            _ => "application/pdf-like",
+        };
+        async move {
+            Ok::<_, Infallible>(
+                Response::builder()
+                    .header("cache-control", "max-age=600")
+                    .header("content-type", content_type)
+                    .header("content-length", "4")
+                    .body(http_body_util::Full::new(Bytes::from_static(b"data")))
+                    .unwrap(),
+            )
+        }
+    });
+    let svc = tower::Layer::layer(&layer, origin);
+    for (path, stored) in [
+        ("/movie", false),
+        ("/paper", false),
+        ("/page", true),
+        ("/other", true),
+    ] {
+        let before = calls.load(std::sync::atomic::Ordering::SeqCst);
+        for _ in 0..2 {
+            let request = Request::get(path)
+                .header("host", "example.com")
+                .body(())
+                .unwrap();
+            let response = svc.clone().oneshot(request).await.unwrap();
+            assert_eq!(
+                response.into_body().collect().await.unwrap().to_bytes(),
+                "data"
+            );
+        }
+        let asked = calls.load(std::sync::atomic::Ordering::SeqCst) - before;
+        assert_eq!(asked, if stored { 1 } else { 2 }, "{path}");
+    }
+}
