@@ -89,6 +89,8 @@ pub struct Config {
     /// Media types never stored (they stream through): `type/subtype` or
     /// `type/*`, e.g. `video/*`. Default none.
     pub excluded_content_types: Vec<String>,
+    /// Structured cache-event logs (see [`EventLog`](crate::EventLog)). Default none.
+    pub event_log: Option<crate::EventLog>,
 }
 
 type MethodFn = dyn Fn(&Method) -> bool + Send + Sync;
@@ -176,6 +178,7 @@ impl Default for Config {
             methods: MethodPredicate::default(),
             partial_chunk_size: Some(crate::partial::DEFAULT_CHUNK_SIZE),
             excluded_content_types: Vec::new(),
+            event_log: None,
         }
     }
 }
@@ -357,6 +360,14 @@ impl CacheLayerBuilder {
         T: Into<String>,
     {
         self.config.excluded_content_types = types.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// One structured event per cache decision (JSON schema in
+    /// [`events`](crate::events)), sampled, to a sink of your choice.
+    /// Default none.
+    pub fn event_log(mut self, log: crate::EventLog) -> Self {
+        self.config.event_log = Some(log);
         self
     }
 

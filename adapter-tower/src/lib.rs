@@ -38,7 +38,12 @@
 //!   from the chunks present, only missing chunks are fetched (with
 //!   `If-Range`), and pieces of two versions are never combined
 //!   ([`partial_content`](CacheLayerBuilder::partial_content));
-//! - every response says what happened in `Cache-Status` (RFC 9211).
+//! - every response says what happened in `Cache-Status` (RFC 9211), and,
+//!   with an [`EventLog`], one sampled JSON event per decision goes to a
+//!   sink of your choice (schema in [`events`]);
+//! - media types listed in
+//!   [`excluded_content_types`](CacheLayerBuilder::excluded_content_types)
+//!   (`video/*`, ...) stream through unstored.
 //!
 //! # Features
 //!
@@ -104,6 +109,7 @@ pub mod admin;
 mod body;
 mod codec;
 mod entry;
+pub mod events;
 mod flight;
 pub mod key;
 mod layer;
@@ -114,6 +120,7 @@ mod service;
 mod telemetry;
 
 pub use body::{BoxError, CacheBody};
+pub use events::{CacheEvent, EventLog};
 pub use key::KeyExtractor;
 pub use layer::{
     BackgroundTask, CacheLayer, CacheLayerBuilder, Config, MethodPredicate, Spawner, TagExtractor,

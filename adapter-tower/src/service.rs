@@ -18,6 +18,7 @@ use tower_service::Service;
 
 use crate::body::{BoxError, CacheBody, Sink};
 use crate::entry::{self, HeadCheck, Stored};
+use crate::events;
 use crate::flight::{Guard, Joined, Wait};
 use crate::key::{self, VaryKey};
 use crate::layer::Shared;
@@ -96,6 +97,17 @@ where
             method = %request.method(),
             path = request.uri().path(),
         );
+        let logged = shared
+            .config
+            .event_log
+            .as_ref()
+            .filter(|log| log.sampled())
+            .map(|log| {
+                let key = shared.config.key.key(&request).unwrap_or_default();
+                let id = events::request_id(request.headers());
+                (log.clone(), key, id, std::time::Instant::now())
+            });
+        let tags = shared.config.tags.clone();
         let future = handle(shared, inner, request);
         #[cfg(any(feature = "metrics", feature = "tracing"))]
         let future = async move {
@@ -107,7 +119,21 @@ where
         };
         #[cfg(feature = "tracing")]
         let future = tracing::Instrument::instrument(future, span);
-        Box::pin(future)
+        let Some((log, key, id, started)) = logged else {
+            return Box::pin(future);
+        };
+        Box::pin(async move {
+            let result = future.await;
+            if let Ok(response) = &result {
+                let tags = tags
+                    .map(|extract| (extract.0)(&key, response.headers()))
+                    .unwrap_or_default();
+                let took = started.elapsed();
+                let status = response.status().as_u16();
+                log.emit(id, &key, took, response.headers(), status, tags);
+            }
+            result
+        })
     }
 }
 

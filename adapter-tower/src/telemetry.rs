@@ -6,7 +6,6 @@
 use std::time::Duration;
 
 /// The outcome label of a `Cache-Status` detail this layer wrote.
-#[cfg(feature = "metrics")]
 pub(crate) fn outcome(detail: &str) -> &'static str {
     let first = detail.split(';').next().unwrap_or("").trim();
     match first {
@@ -76,7 +75,7 @@ pub(crate) fn evicted() {
     metrics::counter!("strata_http_evictions_total").increment(1);
 }
 
-#[cfg(all(test, feature = "metrics"))]
+#[cfg(test)]
 mod tests {
     use super::outcome;
 
