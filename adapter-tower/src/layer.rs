@@ -91,6 +91,10 @@ pub struct Config {
     pub excluded_content_types: Vec<String>,
     /// Structured cache-event logs (see [`EventLog`](crate::EventLog)). Default none.
     pub event_log: Option<crate::EventLog>,
+    /// Auto-refresh of hot responses (feature `auto-refresh`; started by
+    /// [`CacheLayer::init_auto_refresh`]). Default none.
+    #[cfg(feature = "auto-refresh")]
+    pub auto_refresh: Option<crate::AutoRefresh>,
 }
 
 type MethodFn = dyn Fn(&Method) -> bool + Send + Sync;
@@ -179,6 +183,8 @@ impl Default for Config {
             partial_chunk_size: Some(crate::partial::DEFAULT_CHUNK_SIZE),
             excluded_content_types: Vec::new(),
             event_log: None,
+            #[cfg(feature = "auto-refresh")]
+            auto_refresh: None,
         }
     }
 }
@@ -211,6 +217,9 @@ pub(crate) struct Shared {
     pub(crate) flights: Arc<crate::flight::Flights>,
     /// `Surrogate-Capability` to send upstream, made once.
     pub(crate) surrogate_capability: Option<http::HeaderValue>,
+    /// Hot keys, when auto-refresh is configured.
+    #[cfg(feature = "auto-refresh")]
+    pub(crate) refresher: Option<crate::refresh::Refresher>,
 }
 
 impl CacheLayer {
@@ -360,6 +369,16 @@ impl CacheLayerBuilder {
         T: Into<String>,
     {
         self.config.excluded_content_types = types.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Revalidate responses read at least `config.min_hits_per_minute`
+    /// times a minute in the background once they near expiry (feature
+    /// `auto-refresh`); start it with [`CacheLayer::init_auto_refresh`].
+    /// Default off.
+    #[cfg(feature = "auto-refresh")]
+    pub fn auto_refresh(mut self, config: crate::AutoRefresh) -> Self {
+        self.config.auto_refresh = Some(config);
         self
     }
 
@@ -599,6 +618,11 @@ impl CacheLayerBuilder {
                     http::HeaderValue::from_str(&format!("{token}=\"Surrogate/1.0\"")).ok()
                 }),
                 partials,
+                #[cfg(feature = "auto-refresh")]
+                refresher: match config.auto_refresh {
+                    Some(auto) => Some(crate::refresh::Refresher::new(auto)?),
+                    None => None,
+                },
                 config,
                 store,
                 flights: Arc::default(),

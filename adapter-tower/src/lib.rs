@@ -51,6 +51,7 @@
 //! |---|---|
 //! | `spill` | [`CacheLayerBuilder::spill`]: stored responses written through to memory-mapped files, read back when memory evicted them, found again after a restart or a crash |
 //! | `admin` | [`CacheLayer::admin_router`]: an axum router with `health`, `stats`, `hot-keys`, `tags` and `invalidate` (by key, tag or prefix) behind a bearer token; see [`admin`] |
+//! | `auto-refresh` | [`CacheLayerBuilder::auto_refresh`] and [`CacheLayer::init_auto_refresh`]: responses read often are revalidated in the background before they expire (a tokio task) |
 //! | `metrics` | counters and histograms through the [`metrics`](https://docs.rs/metrics) facade: responses by outcome, stores, revalidations, evictions, upstream latency (names below) |
 //! | `tracing` | [`tracing`](https://docs.rs/tracing) spans around each request and upstream call, and an event per cache decision |
 //!
@@ -116,6 +117,8 @@ mod layer;
 mod partial;
 pub mod policy;
 mod range;
+#[cfg(feature = "auto-refresh")]
+mod refresh;
 mod service;
 mod telemetry;
 
@@ -125,4 +128,6 @@ pub use key::KeyExtractor;
 pub use layer::{
     BackgroundTask, CacheLayer, CacheLayerBuilder, Config, MethodPredicate, Spawner, TagExtractor,
 };
+#[cfg(feature = "auto-refresh")]
+pub use refresh::{AutoRefresh, AutoRefreshError};
 pub use service::{CacheService, ResponseFuture};

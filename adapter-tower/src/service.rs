@@ -217,6 +217,10 @@ where
         let revalidate = request_directives.no_cache
             || (config.respect_cache_control && stored.directives.no_cache);
         if !revalidate && fresh {
+            #[cfg(feature = "auto-refresh")]
+            if let Some(refresher) = &shared.refresher {
+                refresher.hit(&key, request.uri(), request.headers());
+            }
             let status = format!("hit; ttl={remaining}{collapsed}");
             let due = config
                 .refresh_before
@@ -485,7 +489,7 @@ impl Revalidation {
     }
 }
 
-async fn revalidate_in_background<S, ReqB, ResB>(
+pub(crate) async fn revalidate_in_background<S, ReqB, ResB>(
     shared: Arc<Shared>,
     mut inner: S,
     mut request: Request<ReqB>,

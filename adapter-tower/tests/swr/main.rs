@@ -201,3 +201,94 @@ async fn refresh_before_revalidates_fresh_entries_about_to_expire() {
     );
     assert_eq!(calls.load(Ordering::SeqCst), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_refresh_keeps_hot_responses_fresh_and_leaves_cold_ones() {
+    use strata_tower::{AutoRefresh, AutoRefreshError};
+    let calls = Arc::new(std::sync::Mutex::new(Vec::<(String, bool)>::new()));
+    let seen = Arc::clone(&calls);
+    let origin = tower::service_fn(move |req: Request<()>| {
+        let conditional = req.headers().contains_key("if-none-match");
+        seen.lock()
+            .unwrap()
+            .push((req.uri().path().to_owned(), conditional));
+        async move {
+            let response = Response::builder()
+                .header("cache-control", "max-age=2")
+                .header("etag", "\"v1\"");
+            let (response, body) = if conditional {
+                (response.status(StatusCode::NOT_MODIFIED), Bytes::new())
+            } else {
+                (response, Bytes::from_static(b"hello"))
+            };
+            Ok::<_, Infallible>(
+                response
+                    .header("content-length", body.len())
+                    .body(Full::new(body))
+                    .unwrap(),
+            )
+        }
+    });
+    let unconfigured = CacheLayer::builder().build().unwrap();
+    assert_eq!(
+        unconfigured.init_auto_refresh(origin.clone()),
+        Err(AutoRefreshError::NotConfigured)
+    );
+    let layer = CacheLayer::builder()
+        .auto_refresh(
+            AutoRefresh::default()
+                .min_hits_per_minute(60.0)
+                .check_interval(Duration::from_millis(100))
+                .max_concurrent(2)
+                .window(Duration::from_secs(1)),
+        )
+        .build()
+        .unwrap();
+    layer.init_auto_refresh(origin.clone()).unwrap();
+    assert_eq!(
+        layer.init_auto_refresh(origin.clone()),
+        Err(AutoRefreshError::AlreadyRunning)
+    );
+    let svc = tower::Layer::layer(&layer, origin);
+    let get = |path: &str| {
+        Request::get(path)
+            .header("host", "example.com")
+            .body(())
+            .unwrap()
+    };
+    let read = |path: &'static str| {
+        let svc = svc.clone();
+        async move {
+            let response = svc.oneshot(get(path)).await.unwrap();
+            let status = response.headers()["cache-status"]
+                .to_str()
+                .unwrap()
+                .to_owned();
+            response.into_body().collect().await.unwrap();
+            status
+        }
+    };
+    read("/cold").await;
+    read("/hot").await;
+    for _ in 0..5 {
+        assert!(read("/hot").await.contains("hit"));
+    }
+    // Past the two seconds of freshness: the hot one was revalidated in
+    // the background within its last second, the cold one was not.
+    tokio::time::sleep(Duration::from_millis(2300)).await;
+    let hot = read("/hot").await;
+    assert!(hot.contains("hit"), "{hot}");
+    let cold = read("/cold").await;
+    assert!(!cold.contains("hit"), "{cold}");
+    let calls = calls.lock().unwrap().clone();
+    let refreshed = calls
+        .iter()
+        .filter(|(path, conditional)| path == "/hot" && *conditional)
+        .count();
+    assert!(refreshed >= 1, "{calls:?}");
+    assert_eq!(
+        calls.iter().filter(|(path, _)| path == "/hot").count(),
+        1 + refreshed,
+        "no client request for /hot went upstream: {calls:?}"
+    );
+}
