@@ -219,3 +219,50 @@ async fn garbage_cache_control_and_age_never_panic() {
     }
     assert_eq!(seen.count(), 8, "nothing readable enough to reuse");
 }
+
+#[tokio::test]
+async fn negative_ttl_covers_errors_and_cache_control_can_be_overridden() {
+    // Errors without freshness: stored for negative_ttl (not ttl).
+    let (origin_404, seen) = origin(|_, _| {
+        let mut response = reply("not here", &[]);
+        *response.status_mut() = http::StatusCode::NOT_FOUND;
+        response
+    });
+    let layer = CacheLayer::builder()
+        .ttl(Duration::from_secs(600))
+        .negative_ttl(Duration::from_secs(7))
+        .build()
+        .unwrap();
+    let mut svc = layered(&layer, origin_404);
+    send(&mut svc, get("/missing")).await;
+    let (hit, _) = send(&mut svc, get("/missing")).await;
+    assert_eq!(seen.count(), 1);
+    assert_eq!(hit.status(), 404);
+    assert!(
+        status(&hit).contains("ttl=7") || status(&hit).contains("ttl=6"),
+        "{}",
+        status(&hit)
+    );
+
+    // respect_cache_control(false): the layer's ttl decides, whatever the
+    // response says about its freshness.
+    let (origin_0, seen) = origin(|_, _| reply("x", &[("cache-control", "max-age=0")]));
+    let respecting = CacheLayer::builder()
+        .ttl(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let mut svc = layered(&respecting, origin_0.clone());
+    send(&mut svc, get("/a")).await;
+    send(&mut svc, get("/a")).await;
+    assert_eq!(seen.count(), 2, "max-age=0 is respected by default");
+    let overriding = CacheLayer::builder()
+        .ttl(Duration::from_secs(60))
+        .respect_cache_control(false)
+        .build()
+        .unwrap();
+    let mut svc = layered(&overriding, origin_0);
+    send(&mut svc, get("/a")).await;
+    let (hit, _) = send(&mut svc, get("/a")).await;
+    assert_eq!(seen.count(), 3, "overridden: the ttl keeps it");
+    assert!(status(&hit).contains("hit"));
+}
