@@ -4,9 +4,9 @@
 //! directives and derived freshness.
 //!
 //! ```text
-//! | version 1 | variant count (u8) | variant* |
+//! | version 2 | variant count (u8) | variant* |
 //! variant: status u16 | request ms u64 | response ms u64 | fallback? | override u8
-//!          | initial age? | lifetime? | vary | directives | fields | body
+//!          | initial age? | lifetime? | vary | directives | fields | body | gzip of?
 //! ```
 //!
 //! Numbers are little-endian; `?` is a presence byte then a `u64`; strings
@@ -27,7 +27,7 @@ use crate::key::VaryKey;
 use crate::policy::freshness::Timing;
 use crate::policy::Directives;
 
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
 const WHAT: &str = "stored HTTP responses";
 
 fn invalid(reason: impl Into<String>) -> DecodeError {
@@ -127,6 +127,7 @@ fn encode_stored(stored: &Stored, out: &mut Vec<u8>) {
         put_bytes(out, value.as_bytes());
     }
     put_bytes(out, &stored.body);
+    put_opt(out, stored.gzip_of);
 }
 
 fn decode_stored(input: &mut Reader) -> Result<Stored, DecodeError> {
@@ -196,6 +197,7 @@ fn decode_stored(input: &mut Reader) -> Result<Stored, DecodeError> {
         headers.append(name, value);
     }
     let body = input.bytes()?;
+    let gzip_of = input.opt()?;
     Ok(Stored {
         status,
         headers,
@@ -207,6 +209,7 @@ fn decode_stored(input: &mut Reader) -> Result<Stored, DecodeError> {
         override_cc,
         initial_age,
         lifetime,
+        gzip_of,
     })
 }
 
@@ -376,10 +379,12 @@ mod tests {
             override_cc: false,
             initial_age: Some(3),
             lifetime: Some(60),
+            gzip_of: None,
         };
         let mut other = stored.clone();
         other.status = StatusCode::NOT_FOUND;
         other.body = Bytes::new();
+        other.gzip_of = Some(123);
         Variants::from_list(vec![Arc::new(stored), Arc::new(other)])
     }
 
@@ -405,8 +410,20 @@ mod tests {
             assert_eq!(a.vary.parts(), b.vary.parts());
             assert_eq!(a.directives, b.directives);
             assert_eq!(
-                (a.fallback, a.override_cc, a.initial_age, a.lifetime),
-                (b.fallback, b.override_cc, b.initial_age, b.lifetime)
+                (
+                    a.fallback,
+                    a.override_cc,
+                    a.initial_age,
+                    a.lifetime,
+                    a.gzip_of
+                ),
+                (
+                    b.fallback,
+                    b.override_cc,
+                    b.initial_age,
+                    b.lifetime,
+                    b.gzip_of
+                )
             );
         }
         assert_eq!(encoded(&back), bytes, "one encoding per value");

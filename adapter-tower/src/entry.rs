@@ -29,6 +29,8 @@ pub(crate) struct Stored {
     pub(crate) initial_age: Option<u64>,
     /// Likewise: the freshness lifetime, for the layer's `shared` setting.
     pub(crate) lifetime: Option<u64>,
+    /// `body` is gzip of this many bytes (feature `compression`).
+    pub(crate) gzip_of: Option<u64>,
 }
 
 impl Stored {
@@ -61,6 +63,20 @@ impl Stored {
         self.lifetime
     }
 
+    /// The length of the body as the origin sent it.
+    pub(crate) fn body_len(&self) -> u64 {
+        self.gzip_of.unwrap_or(self.body.len() as u64)
+    }
+
+    /// The body as the origin sent it (decompressed if it is stored
+    /// compressed); `None` if it does not decompress.
+    pub(crate) fn plain_body(&self) -> Option<Bytes> {
+        match self.gzip_of {
+            None => Some(self.body.clone()),
+            Some(len) => crate::compress::gunzip(&self.body, len),
+        }
+    }
+
     pub(crate) fn has_validator(&self) -> bool {
         self.headers.contains_key(header::ETAG) || self.headers.contains_key(header::LAST_MODIFIED)
     }
@@ -87,7 +103,7 @@ impl Stored {
         let length = match single(head, &header::CONTENT_LENGTH) {
             Single::Absent => None,
             Single::One(value) => match value.parse::<u64>() {
-                Ok(length) if length == self.body.len() as u64 => Some(length),
+                Ok(length) if length == self.body_len() => Some(length),
                 Ok(_) => return HeadCheck::Changed,
                 Err(_) => return HeadCheck::Unknown,
             },
@@ -166,6 +182,7 @@ impl Stored {
             override_cc: self.override_cc,
             initial_age: None,
             lifetime: None,
+            gzip_of: self.gzip_of,
         }
         .derive(shared)
     }

@@ -95,6 +95,10 @@ pub struct Config {
     /// [`CacheLayer::init_auto_refresh`]). Default none.
     #[cfg(feature = "auto-refresh")]
     pub auto_refresh: Option<crate::AutoRefresh>,
+    /// Keep compressible bodies of at least this many bytes gzip-compressed
+    /// in the store (feature `compression`). Default none.
+    #[cfg(feature = "compression")]
+    pub compress_above: Option<usize>,
 }
 
 type MethodFn = dyn Fn(&Method) -> bool + Send + Sync;
@@ -185,6 +189,8 @@ impl Default for Config {
             event_log: None,
             #[cfg(feature = "auto-refresh")]
             auto_refresh: None,
+            #[cfg(feature = "compression")]
+            compress_above: None,
         }
     }
 }
@@ -379,6 +385,17 @@ impl CacheLayerBuilder {
     #[cfg(feature = "auto-refresh")]
     pub fn auto_refresh(mut self, config: crate::AutoRefresh) -> Self {
         self.config.auto_refresh = Some(config);
+        self
+    }
+
+    /// Keep bodies of at least `bytes` bytes gzip-compressed in the store
+    /// when their media type is textual (`text/*`, JSON, XML, JavaScript,
+    /// SVG), they carry no `Content-Encoding`, and compression saves at
+    /// least an eighth; they are decompressed on each hit, so clients get
+    /// them as the origin sent them (feature `compression`). Default off.
+    #[cfg(feature = "compression")]
+    pub fn compress_above(mut self, bytes: usize) -> Self {
+        self.config.compress_above = Some(bytes);
         self
     }
 

@@ -648,7 +648,18 @@ where
         override_cc: !config.respect_cache_control,
         initial_age: None,
         lifetime: None,
+        gzip_of: None,
     };
+    #[cfg(feature = "compression")]
+    let compress_above = config.compress_above.filter(|_| {
+        !parts.headers.contains_key(header::CONTENT_ENCODING)
+            && crate::compress::compressible(
+                parts
+                    .headers
+                    .get(header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok()),
+            )
+    });
     let key = outcome.key;
     let shared_mode = config.shared;
     let store = Arc::clone(shared);
@@ -660,8 +671,19 @@ where
         if bytes.len() < min {
             return;
         }
+        #[cfg(feature = "compression")]
+        let (bytes, gzip_of) = match compress_above
+            .filter(|&above| bytes.len() >= above)
+            .and_then(|_| crate::compress::gzip(&bytes))
+        {
+            Some(packed) => (packed, Some(bytes.len() as u64)),
+            None => (bytes, None),
+        };
+        #[cfg(not(feature = "compression"))]
+        let gzip_of = None;
         let stored = Stored {
             body: bytes,
+            gzip_of,
             ..template
         }
         .derive(shared_mode);
@@ -742,6 +764,7 @@ where
         override_cc: !config.respect_cache_control,
         initial_age: None,
         lifetime: None,
+        gzip_of: None,
     }
     .derive(config.shared);
     let expected = range.end - range.start;
@@ -881,7 +904,7 @@ fn serve<B>(
         }
         response
     } else {
-        let len = stored.body.len() as u64;
+        let len = stored.body_len();
         let answer = if method == Method::GET && stored.status == StatusCode::OK {
             range::answer(conditionals, &stored.headers, len)
         } else {
@@ -893,12 +916,18 @@ fn serve<B>(
             range::Answer::Whole => {
                 *response.status_mut() = stored.status;
                 if method != Method::HEAD {
-                    *response.body_mut() = CacheBody::full(stored.body.clone());
+                    let Some(body) = stored.plain_body() else {
+                        return undecodable();
+                    };
+                    *response.body_mut() = CacheBody::full(body);
                 }
             }
             range::Answer::Part(part) => {
                 // In bounds: `resolve` keeps a part within the body.
-                let slice = stored.body.slice(part.start as usize..part.end as usize);
+                let Some(body) = stored.plain_body() else {
+                    return undecodable();
+                };
+                let slice = body.slice(part.start as usize..part.end as usize);
                 *response.status_mut() = StatusCode::PARTIAL_CONTENT;
                 let content_range = format!("bytes {}-{}/{len}", part.start, part.end - 1);
                 if let Ok(value) = HeaderValue::from_str(&content_range) {
@@ -925,6 +954,15 @@ fn serve<B>(
         .headers_mut()
         .insert(header::AGE, HeaderValue::from(age));
     set_cache_status(response.headers_mut(), detail);
+    response
+}
+
+/// The answer when a stored body does not decompress (it was damaged on
+/// disk past its checksum, or compression is off in this build).
+fn undecodable<B>() -> Response<CacheBody<B>> {
+    let mut response = Response::new(CacheBody::empty());
+    *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
+    set_cache_status(response.headers_mut(), "hit; detail=undecodable-body");
     response
 }
 

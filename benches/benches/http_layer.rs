@@ -46,6 +46,45 @@ fn origin() -> impl Service<
     })
 }
 
+/// About 24 KiB of JSON rows, the kind of API response compression is for.
+fn json_rows() -> Bytes {
+    let rows: Vec<String> = (0..300)
+        .map(|i| {
+            format!(
+                r#"{{"id":{i},"name":"user {i}","email":"user{i}@example.com","active":{}}}"#,
+                i % 3 == 0
+            )
+        })
+        .collect();
+    Bytes::from(format!("[{}]", rows.join(",")))
+}
+
+fn json_origin(
+    body: Bytes,
+) -> impl Service<
+    Request<()>,
+    Response = Response<Full<Bytes>>,
+    Error = Infallible,
+    Future = impl Send,
+> + Clone
+       + Send
+       + Sync
+       + 'static {
+    tower::service_fn(move |_req: Request<()>| {
+        let body = body.clone();
+        async move {
+            Ok::<_, Infallible>(
+                Response::builder()
+                    .header("cache-control", "max-age=3600")
+                    .header("content-length", body.len())
+                    .header("content-type", "application/json")
+                    .body(Full::new(body))
+                    .expect("response"),
+            )
+        }
+    })
+}
+
 fn request(path: &str) -> Request<()> {
     Request::get(path)
         .header("host", "bench.example")
@@ -162,6 +201,40 @@ fn bench(c: &mut Criterion) {
         compare(&mut group, &rt, "tower_http_cache", &thc, fresh_keys);
         group.finish();
     }
+
+    // Compression of stored bodies: the memory saved, and what a hit costs.
+    let json = json_rows();
+    let plain_layer = strata_tower::CacheLayer::new(256 << 20).expect("layer");
+    let packed_layer = strata_tower::CacheLayer::builder()
+        .max_capacity(256 << 20)
+        .compress_above(1024)
+        .build()
+        .expect("layer");
+    let plain = plain_layer.layer(json_origin(json.clone()));
+    let packed = packed_layer.layer(json_origin(json.clone()));
+    rt.block_on(async {
+        for svc in [&plain, &packed] {
+            let r = svc.clone().oneshot(request("/hit")).await.expect("call");
+            r.into_body().collect().await.expect("body");
+        }
+    });
+    let (plain_bytes, packed_bytes) = (
+        plain_layer.stats().weighted_size,
+        packed_layer.stats().weighted_size,
+    );
+    eprintln!(
+        "http_layer/compression: a {} B JSON response weighs {plain_bytes} B stored plain, \
+         {packed_bytes} B stored gzip ({:.1}x less)",
+        json.len(),
+        plain_bytes as f64 / packed_bytes.max(1) as f64
+    );
+    let mut group = c.benchmark_group("http_layer/hit_json_24KiB");
+    group
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    compare(&mut group, &rt, "strata_tower_plain", &plain, false);
+    compare(&mut group, &rt, "strata_tower_gzip", &packed, false);
+    group.finish();
 
     let mut group = c.benchmark_group("http_layer/key_extraction");
     let key = strata_tower::KeyExtractor::default();
