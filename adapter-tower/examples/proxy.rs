@@ -17,7 +17,9 @@
 //! crash) serves what it had stored. With `--admin-listen` and
 //! `--admin-token` (or `STRATA_ADMIN_TOKEN`), the admin API (`stats`,
 //! `hot-keys`, `tags`, `invalidate`, `health`) answers under `/admin` on
-//! its own listener. Without `--upstream`, a small demo
+//! its own listener. With `--redis URL`, several proxies share what they
+//! store through Redis, and an invalidation on one (an unsafe method) is
+//! heard by all. Without `--upstream`, a small demo
 //! origin starts on a free port and the proxy prints what to `curl`.
 #![forbid(unsafe_code)]
 #![allow(clippy::unwrap_used)]
@@ -47,6 +49,7 @@ struct Args {
     spill_bytes: u64,
     admin_listen: Option<String>,
     admin_token: Option<String>,
+    redis: Option<String>,
 }
 
 fn usage(problem: &str) -> ! {
@@ -54,7 +57,7 @@ fn usage(problem: &str) -> ! {
     eprintln!(
         "usage: proxy [--upstream http://HOST:PORT] [--listen ADDR:PORT] [--memory BYTES] \
          [--spill-dir DIR [--spill-bytes BYTES]] [--store-unsized] \
-         [--admin-listen ADDR:PORT --admin-token TOKEN]"
+         [--admin-listen ADDR:PORT --admin-token TOKEN] [--redis redis://HOST:PORT]"
     );
     std::process::exit(2);
 }
@@ -69,6 +72,7 @@ fn parse_args() -> Args {
         spill_bytes: 1 << 30,
         admin_listen: None,
         admin_token: std::env::var("STRATA_ADMIN_TOKEN").ok(),
+        redis: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -89,6 +93,7 @@ fn parse_args() -> Args {
             "--spill-dir" => args.spill_dir = Some(value()),
             "--admin-listen" => args.admin_listen = Some(value()),
             "--admin-token" => args.admin_token = Some(value()),
+            "--redis" => args.redis = Some(value()),
             "--spill-bytes" => {
                 let v = value();
                 args.spill_bytes = v.parse().unwrap_or_else(|_| {
@@ -152,6 +157,16 @@ async fn main() {
         });
     if let Some(dir) = &args.spill_dir {
         layer = layer.spill(strata::spill::SpillConfig::new(dir, args.spill_bytes));
+    }
+    if let Some(url) = &args.redis {
+        // Connects in the background: the proxy serves from memory (and
+        // its origin) until Redis is reachable.
+        let tier = strata_redis::RedisTier::builder(url.as_str())
+            .namespace("strata-proxy")
+            .connect_lazy()
+            .unwrap_or_else(|e| usage(&format!("--redis {url:?}: {e}")));
+        layer = layer.second_tier(tier);
+        println!("sharing stored responses through {url}");
     }
     let layer = match layer.build() {
         Ok(layer) => layer,

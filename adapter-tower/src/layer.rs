@@ -223,6 +223,8 @@ pub(crate) struct Shared {
     pub(crate) flights: Arc<crate::flight::Flights>,
     /// `Surrogate-Capability` to send upstream, made once.
     pub(crate) surrogate_capability: Option<http::HeaderValue>,
+    /// The second tier, if any.
+    pub(crate) tier: Option<crate::tier::Tier>,
     /// Hot keys, when auto-refresh is configured.
     #[cfg(feature = "auto-refresh")]
     pub(crate) refresher: Option<crate::refresh::Refresher>,
@@ -242,6 +244,7 @@ impl CacheLayer {
     pub fn builder() -> CacheLayerBuilder {
         CacheLayerBuilder {
             config: Config::default(),
+            tier: None,
             #[cfg(feature = "spill")]
             spill: None,
         }
@@ -335,11 +338,22 @@ impl<S> tower_layer::Layer<S> for CacheLayer {
     }
 }
 
+/// The builder's second tier (opaque in `Debug`).
+#[derive(Clone)]
+struct TierHandle(Arc<dyn crate::tier::DynTier>);
+
+impl fmt::Debug for TierHandle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecondTier(..)")
+    }
+}
+
 /// Builds a [`CacheLayer`].
 #[must_use]
 #[derive(Clone, Debug)]
 pub struct CacheLayerBuilder {
     config: Config,
+    tier: Option<TierHandle>,
     #[cfg(feature = "spill")]
     spill: Option<strata::spill::SpillConfig>,
 }
@@ -396,6 +410,20 @@ impl CacheLayerBuilder {
     #[cfg(feature = "compression")]
     pub fn compress_above(mut self, bytes: usize) -> Self {
         self.config.compress_above = Some(bytes);
+        self
+    }
+
+    /// A second tier under the store, e.g. `strata_redis::RedisTier`:
+    /// resources missing from memory are looked up there before going
+    /// upstream, stored responses are written there in the background,
+    /// invalidations by this layer delete there, and writes by other
+    /// instances (as the tier reports them) leave this layer's memory. The
+    /// tier bounds its own calls; a failing tier is a miss. Needs a
+    /// [`spawner`](Self::spawner) (without one, `build` returns
+    /// [`ConfigError::NoSpawner`]). Tags and prefix invalidation stay in
+    /// memory. Default none.
+    pub fn second_tier<T: strata::tiered::SecondTier>(mut self, tier: T) -> Self {
+        self.tier = Some(TierHandle(Arc::new(tier)));
         self
     }
 
@@ -629,12 +657,17 @@ impl CacheLayerBuilder {
         config.max_body_size = config
             .max_body_size
             .min(usize::try_from(per_entry / 2).unwrap_or(usize::MAX));
-        Ok(CacheLayer {
+        if self.tier.is_some() && config.spawner.is_none() {
+            // Tier writes and deletes run in the background.
+            return Err(ConfigError::NoSpawner);
+        }
+        let layer = CacheLayer {
             shared: Arc::new(Shared {
                 surrogate_capability: config.surrogate_token.as_ref().and_then(|token| {
                     http::HeaderValue::from_str(&format!("{token}=\"Surrogate/1.0\"")).ok()
                 }),
                 partials,
+                tier: self.tier.map(|handle| crate::tier::Tier::new(handle.0)),
                 #[cfg(feature = "auto-refresh")]
                 refresher: match config.auto_refresh {
                     Some(auto) => Some(crate::refresh::Refresher::new(auto)?),
@@ -644,6 +677,8 @@ impl CacheLayerBuilder {
                 store,
                 flights: Arc::default(),
             }),
-        })
+        };
+        crate::tier::Tier::attach(&layer.shared);
+        Ok(layer)
     }
 }

@@ -41,6 +41,9 @@
 //! - every response says what happened in `Cache-Status` (RFC 9211), and,
 //!   with an [`EventLog`], one sampled JSON event per decision goes to a
 //!   sink of your choice (schema in [`events`]);
+//! - with a [`second_tier`](CacheLayerBuilder::second_tier) (e.g.
+//!   `strata_redis::RedisTier`), several instances share stored responses
+//!   and hear each other's invalidations;
 //! - media types listed in
 //!   [`excluded_content_types`](CacheLayerBuilder::excluded_content_types)
 //!   (`video/*`, ...) stream through unstored.
@@ -123,6 +126,7 @@ mod range;
 mod refresh;
 mod service;
 mod telemetry;
+mod tier;
 
 pub use body::{BoxError, CacheBody};
 pub use events::{CacheEvent, EventLog};

@@ -181,6 +181,9 @@ where
             .and_then(|v| v.iter().find(|s| s.vary.matches(headers)).cloned())
     };
     let mut variants = shared.store.get(&key);
+    if variants.is_none() && shared.tier.is_some() && !request_directives.no_store {
+        variants = crate::tier::read(&shared, &key).await;
+    }
     let mut stored = select(&variants, request.headers());
     let mut guard = None;
     let mut collapsed = "";
@@ -689,6 +692,7 @@ where
         .derive(shared_mode);
         let updated = entry::with_variant(store.store.peek(&key).as_ref(), Arc::new(stored));
         let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
+        crate::tier::write(&store, &key, &updated);
         let _ = store.store.insert_with_tags(key, updated, &tags);
     });
     let body = if length == Some(0) {
@@ -839,6 +843,7 @@ fn drop_variant(shared: &Shared, key: &str, vary: &VaryKey) {
     match entry::without_variant(&variants, vary) {
         None => {
             shared.store.remove(key);
+            crate::tier::delete(shared, key);
         }
         Some(rest) => {
             let headers = rest.first().map(|s| s.headers.clone()).unwrap_or_default();
@@ -857,6 +862,7 @@ fn store_tagged(shared: &Shared, key: String, variants: entry::Variants, headers
         .map(|extract| (extract.0)(&key, headers))
         .unwrap_or_default();
     let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
+    crate::tier::write(shared, &key, &variants);
     let _ = shared.store.insert_with_tags(key, variants, &tags);
 }
 
@@ -1008,6 +1014,7 @@ fn not_modified(conditionals: &HeaderMap, stored: &Stored) -> bool {
 fn invalidate(shared: &Shared, authority: &str, target: Option<String>, headers: &HeaderMap) {
     if let Some(target) = target {
         shared.store.remove(&target);
+        crate::tier::delete(shared, &target);
         if let Some(partials) = &shared.partials {
             partials.remove(&target);
         }
@@ -1026,6 +1033,7 @@ fn invalidate(shared: &Shared, authority: &str, target: Option<String>, headers:
         if same_authority && (uri.authority().is_some() || uri.path().starts_with('/')) {
             if let Some(key) = shared.config.key.key_of_uri(authority, &uri) {
                 shared.store.remove(&key);
+                crate::tier::delete(shared, &key);
                 if let Some(partials) = &shared.partials {
                     partials.remove(&key);
                 }

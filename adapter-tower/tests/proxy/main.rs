@@ -274,3 +274,52 @@ async fn the_admin_api_answers_on_its_own_listener() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("admin-token"));
 }
+
+#[path = "../../../adapter-redis/tests/support/server.rs"]
+mod redis_server;
+
+#[tokio::test]
+async fn two_proxies_share_stored_responses_through_redis() {
+    let Some(server) = redis_server::RedisServer::start() else {
+        return;
+    };
+    let url = server.url();
+    // Both proxies serve the same virtual host (the authority is part of
+    // the key), each with a demo origin of its own.
+    let a = start(&["--listen", "127.0.0.1:0", "--redis", &url]);
+    let b = start(&["--listen", "127.0.0.1:0", "--redis", &url]);
+    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    let slow = |proxy: &Proxy| {
+        Request::get(format!("http://{}/slow", proxy.addr))
+            .header("host", "shared.example")
+            .body(Empty::new())
+            .unwrap()
+    };
+    let first = client.request(slow(&a)).await.unwrap();
+    first.into_body().collect().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while server
+        .command("EXISTS strata-proxy:d:shared.example/slow")
+        .as_deref()
+        != Some(":1\r\n")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the response never reached Redis"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let started = Instant::now();
+    let second = client.request(slow(&b)).await.unwrap();
+    let status = second.headers()["cache-status"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let body = second.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(body, "slow answer\n");
+    assert!(status.contains("hit"), "{status}");
+    assert!(
+        started.elapsed() < Duration::from_millis(400),
+        "not the slow origin"
+    );
+}
