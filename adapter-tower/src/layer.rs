@@ -383,6 +383,14 @@ impl CacheLayerBuilder {
     /// (`type/subtype`, or `type/*` such as `video/*`; case-insensitive,
     /// parameters ignored), checked from `Content-Type` before any byte of
     /// the body is read. Default none.
+    ///
+    /// ```
+    /// let layer = strata_tower::CacheLayer::builder()
+    ///     .excluded_content_types(["video/*", "audio/*", "application/zip"])
+    ///     .build()?;
+    /// assert_eq!(layer.config().excluded_content_types.len(), 3);
+    /// # Ok::<(), strata::ConfigError>(())
+    /// ```
     pub fn excluded_content_types<I, T>(mut self, types: I) -> Self
     where
         I: IntoIterator<Item = T>,
@@ -396,6 +404,31 @@ impl CacheLayerBuilder {
     /// times a minute in the background once they near expiry (feature
     /// `auto-refresh`); start it with [`CacheLayer::init_auto_refresh`].
     /// Default off.
+    ///
+    /// ```
+    /// use std::convert::Infallible;
+    /// use std::time::Duration;
+    /// use strata_tower::{AutoRefresh, CacheLayer};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+    /// let origin = tower::service_fn(|_req: http::Request<()>| async {
+    ///     Ok::<_, Infallible>(http::Response::new(String::from("hi")))
+    /// });
+    /// let layer = CacheLayer::builder()
+    ///     .auto_refresh(
+    ///         AutoRefresh::default()
+    ///             .min_hits_per_minute(30.0)
+    ///             .check_interval(Duration::from_secs(5))
+    ///             .max_concurrent(4),
+    ///     )
+    ///     .build()?;
+    /// layer.init_auto_refresh(origin.clone())?;
+    /// let service = tower::Layer::layer(&layer, origin);
+    /// # let _ = service;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// # })?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     #[cfg(feature = "auto-refresh")]
     pub fn auto_refresh(mut self, config: crate::AutoRefresh) -> Self {
         self.config.auto_refresh = Some(config);
@@ -407,6 +440,17 @@ impl CacheLayerBuilder {
     /// SVG), they carry no `Content-Encoding`, and compression saves at
     /// least an eighth; they are decompressed on each hit, so clients get
     /// them as the origin sent them (feature `compression`). Default off.
+    ///
+    /// ```
+    /// // JSON and HTML bodies of 1 KiB or more take about a seventh of the
+    /// // memory (see benches/RESULTS.md); hits decompress them.
+    /// let layer = strata_tower::CacheLayer::builder()
+    ///     .max_capacity(256 << 20)
+    ///     .compress_above(1024)
+    ///     .build()?;
+    /// # let _ = layer;
+    /// # Ok::<(), strata::ConfigError>(())
+    /// ```
     #[cfg(feature = "compression")]
     pub fn compress_above(mut self, bytes: usize) -> Self {
         self.config.compress_above = Some(bytes);
@@ -422,6 +466,20 @@ impl CacheLayerBuilder {
     /// [`spawner`](Self::spawner) (without one, `build` returns
     /// [`ConfigError::NoSpawner`]). Tags and prefix invalidation stay in
     /// memory. Default none.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let redis = strata_redis::RedisTier::builder("redis://127.0.0.1:6379")
+    ///     .namespace("http")
+    ///     .connect_lazy()?;
+    /// let layer = strata_tower::CacheLayer::builder()
+    ///     .max_capacity(256 << 20)
+    ///     .spawner(|task| { tokio::spawn(task); })
+    ///     .second_tier(redis)
+    ///     .build()?;
+    /// # let _ = layer;
+    /// # Ok(()) }
+    /// ```
     pub fn second_tier<T: strata::tiered::SecondTier>(mut self, tier: T) -> Self {
         self.tier = Some(TierHandle(Arc::new(tier)));
         self
@@ -430,6 +488,20 @@ impl CacheLayerBuilder {
     /// One structured event per cache decision (JSON schema in
     /// [`events`](crate::events)), sampled, to a sink of your choice.
     /// Default none.
+    ///
+    /// ```
+    /// use strata_tower::{CacheLayer, EventLog};
+    ///
+    /// let layer = CacheLayer::builder()
+    ///     .event_log(
+    ///         EventLog::new(|event| println!("{}", event.to_json()))
+    ///             .sample_rate(0.01)
+    ///             .hash_keys(true),
+    ///     )
+    ///     .build()?;
+    /// # let _ = layer;
+    /// # Ok::<(), strata::ConfigError>(())
+    /// ```
     pub fn event_log(mut self, log: crate::EventLog) -> Self {
         self.config.event_log = Some(log);
         self

@@ -74,6 +74,19 @@
 //! `path`; never header values) and `strata_tower.upstream`; a `debug`
 //! event with field `cache_status` per response.
 //!
+//! Both go wherever the application sends metrics and traces; nothing is
+//! configured on the layer:
+//!
+//! ```
+//! // e.g. metrics_exporter_prometheus::PrometheusBuilder::new().install()?;
+//! // e.g. tracing_subscriber::fmt().with_max_level(tracing::Level::DEBUG).init();
+//! let layer = strata_tower::CacheLayer::new(64 << 20)?;
+//! // ... every request through `layer` now counts in
+//! // strata_http_responses_total{outcome=...} and opens a span.
+//! # let _ = layer;
+//! # Ok::<(), strata::ConfigError>(())
+//! ```
+//!
 //! ```
 //! use std::convert::Infallible;
 //! use http::{Request, Response};

@@ -59,6 +59,15 @@ impl CacheLayer {
     /// belongs, e.g. `Router::new().nest("/admin", layer.admin_router(t)?)`,
     /// preferably on a listener of its own.
     ///
+    /// ```
+    /// let layer = strata_tower::CacheLayer::new(64 << 20)?;
+    /// let admin = layer.admin_router(std::env::var("ADMIN_TOKEN").unwrap_or("t0k".into()))?;
+    /// let app: axum::Router = axum::Router::new().nest("/admin/cache", admin);
+    /// # let _ = app;
+    /// assert!(layer.admin_router("").is_err(), "no token, no admin API");
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
     /// # Errors
     ///
     /// [`AdminError::NoToken`] for an empty token.
