@@ -25,42 +25,10 @@ use tower::{Layer, Service, ServiceExt};
 
 const BODY: &[u8] = &[b'x'; 1024];
 
-fn origin() -> impl Service<
-    Request<()>,
-    Response = Response<Full<Bytes>>,
-    Error = Infallible,
-    Future = impl Send,
-> + Clone
-       + Send
-       + Sync
-       + 'static {
-    tower::service_fn(|_req: Request<()>| async {
-        Ok::<_, Infallible>(
-            Response::builder()
-                .header("cache-control", "max-age=3600")
-                .header("content-length", BODY.len())
-                .header("content-type", "application/octet-stream")
-                .body(Full::new(Bytes::from_static(BODY)))
-                .expect("response"),
-        )
-    })
-}
-
-/// About 24 KiB of JSON rows, the kind of API response compression is for.
-fn json_rows() -> Bytes {
-    let rows: Vec<String> = (0..300)
-        .map(|i| {
-            format!(
-                r#"{{"id":{i},"name":"user {i}","email":"user{i}@example.com","active":{}}}"#,
-                i % 3 == 0
-            )
-        })
-        .collect();
-    Bytes::from(format!("[{}]", rows.join(",")))
-}
-
-fn json_origin(
+/// The inner service: `body` with `content_type`, fresh for an hour.
+fn origin_with(
     body: Bytes,
+    content_type: &'static str,
 ) -> impl Service<
     Request<()>,
     Response = Response<Full<Bytes>>,
@@ -77,12 +45,37 @@ fn json_origin(
                 Response::builder()
                     .header("cache-control", "max-age=3600")
                     .header("content-length", body.len())
-                    .header("content-type", "application/json")
+                    .header("content-type", content_type)
                     .body(Full::new(body))
                     .expect("response"),
             )
         }
     })
+}
+
+fn origin() -> impl Service<
+    Request<()>,
+    Response = Response<Full<Bytes>>,
+    Error = Infallible,
+    Future = impl Send,
+> + Clone
+       + Send
+       + Sync
+       + 'static {
+    origin_with(Bytes::from_static(BODY), "application/octet-stream")
+}
+
+/// About 24 KiB of JSON rows, the kind of API response compression is for.
+fn json_rows() -> Bytes {
+    let rows: Vec<String> = (0..300)
+        .map(|i| {
+            format!(
+                r#"{{"id":{i},"name":"user {i}","email":"user{i}@example.com","active":{}}}"#,
+                i % 3 == 0
+            )
+        })
+        .collect();
+    Bytes::from(format!("[{}]", rows.join(",")))
 }
 
 fn request(path: &str) -> Request<()> {
@@ -210,8 +203,8 @@ fn bench(c: &mut Criterion) {
         .compress_above(1024)
         .build()
         .expect("layer");
-    let plain = plain_layer.layer(json_origin(json.clone()));
-    let packed = packed_layer.layer(json_origin(json.clone()));
+    let plain = plain_layer.layer(origin_with(json.clone(), "application/json"));
+    let packed = packed_layer.layer(origin_with(json.clone(), "application/json"));
     rt.block_on(async {
         for svc in [&plain, &packed] {
             let r = svc.clone().oneshot(request("/hit")).await.expect("call");
