@@ -68,10 +68,11 @@
 //! | `strata_http_stores_total` | counter | |
 //! | `strata_http_revalidations_total` | counter | `result`: `not_modified`, `replaced`, `failed` (background revalidations) |
 //! | `strata_http_evictions_total` | counter | |
-//! | `strata_http_upstream_seconds` | histogram | `tier`: `origin`; `result`: `ok`, `error` |
+//! | `strata_http_upstream_seconds` | histogram | `tier`: `origin`, `l2` (the [second tier](CacheLayerBuilder::second_tier)); `result`: `ok`, `error` |
 //!
 //! Spans (feature `tracing`): `strata_tower.request` (fields `method`,
-//! `path`; never header values) and `strata_tower.upstream`; a `debug`
+//! `path`; never header values), `strata_tower.upstream` and
+//! `strata_tower.tier` (a second-tier read); a `debug`
 //! event with field `cache_status` per response.
 //!
 //! Both go wherever the application sends metrics and traces; nothing is

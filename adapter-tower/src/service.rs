@@ -433,7 +433,7 @@ where
     #[cfg(feature = "tracing")]
     let call = tracing::Instrument::instrument(call, tracing::debug_span!("strata_tower.upstream"));
     let result = call.await;
-    telemetry::upstream(started.elapsed(), result.is_ok());
+    telemetry::upstream("origin", started.elapsed(), result.is_ok());
     result
 }
 

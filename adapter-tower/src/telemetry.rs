@@ -47,17 +47,17 @@ fn response(detail: &str) {
     tracing::debug!(target: "strata_tower", cache_status = detail, "cache decision");
 }
 
-/// An upstream call took `took`.
-pub(crate) fn upstream(took: Duration, ok: bool) {
+/// A call to `tier` (`origin`, or `l2` for the second tier) took `took`.
+pub(crate) fn upstream(tier: &'static str, took: Duration, ok: bool) {
     #[cfg(feature = "metrics")]
     metrics::histogram!(
         "strata_http_upstream_seconds",
-        "tier" => "origin",
+        "tier" => tier,
         "result" => if ok { "ok" } else { "error" }
     )
     .record(took.as_secs_f64());
     #[cfg(not(feature = "metrics"))]
-    let _ = (took, ok);
+    let _ = (tier, took, ok);
 }
 
 /// A background revalidation ended: `not_modified`, `replaced` or `failed`.

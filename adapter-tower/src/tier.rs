@@ -107,7 +107,13 @@ impl Tier {
 pub(crate) async fn read(shared: &Shared, key: &str) -> Option<Variants> {
     let tier = shared.tier.as_ref()?;
     let epoch = tier.epoch.load(Ordering::SeqCst);
-    let raw = tier.inner.get(key.as_bytes()).await.ok()??;
+    let started = std::time::Instant::now();
+    let call = tier.inner.get(key.as_bytes());
+    #[cfg(feature = "tracing")]
+    let call = tracing::Instrument::instrument(call, tracing::debug_span!("strata_tower.tier"));
+    let reply = call.await;
+    crate::telemetry::upstream("l2", started.elapsed(), reply.is_ok());
+    let raw = reply.ok()??;
     let (record, used) = codec::decode(&raw).ok()?;
     if used != raw.len() || record.key != key.as_bytes() || record.tombstone {
         return None;
