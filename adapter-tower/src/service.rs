@@ -105,9 +105,9 @@ where
             .map(|log| {
                 let key = shared.config.key.key(&request).unwrap_or_default();
                 let id = events::request_id(request.headers());
-                (log.clone(), key, id, std::time::Instant::now())
+                let tags = shared.config.tags.clone();
+                (log.clone(), key, id, tags, std::time::Instant::now())
             });
-        let tags = shared.config.tags.clone();
         let future = handle(shared, inner, request);
         #[cfg(any(feature = "metrics", feature = "tracing"))]
         let future = async move {
@@ -119,7 +119,7 @@ where
         };
         #[cfg(feature = "tracing")]
         let future = tracing::Instrument::instrument(future, span);
-        let Some((log, key, id, started)) = logged else {
+        let Some((log, key, id, tags, started)) = logged else {
             return Box::pin(future);
         };
         Box::pin(async move {
