@@ -174,8 +174,8 @@ impl Partials {
         kept
     }
 
-    /// `range` of the object, from the store and `fetched` (the bytes of
-    /// `fetch`), if together they cover it.
+    /// `range` of the object, from the store and `fetched` (all the bytes
+    /// of `fetch`, which the caller checked), if together they cover it.
     pub(crate) fn assemble(
         &self,
         key: &String,
@@ -332,6 +332,15 @@ impl Fill {
             ));
         };
         let fetched = collected.to_bytes();
+        if fetched.len() as u64 != self.fetch.end - self.fetch.start {
+            // Fewer bytes than its Content-Range said: none of it is
+            // trusted (and `assemble` needs the whole span).
+            partials.remove(key);
+            return Ok(failure(
+                StatusCode::BAD_GATEWAY,
+                "fwd=partial; detail=short-body",
+            ));
+        }
         partials.store(
             key,
             None,
@@ -355,7 +364,7 @@ impl Fill {
                 // when it covers the range.
                 let inside =
                     self.fetch.start <= self.range.start && self.range.end <= self.fetch.end;
-                if !inside || fetched.len() as u64 != self.fetch.end - self.fetch.start {
+                if !inside {
                     return Ok(failure(StatusCode::SERVICE_UNAVAILABLE, "fwd=partial"));
                 }
                 let from = (self.range.start - self.fetch.start) as usize;

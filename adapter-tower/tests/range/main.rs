@@ -244,3 +244,31 @@ async fn unusable_206_responses_are_not_kept() {
     send(&mut svc, ranged("bytes=0-3", None)).await;
     assert_eq!(seen.count(), 2);
 }
+
+#[tokio::test]
+async fn a_fill_shorter_than_its_content_range_is_a_502_not_a_panic() {
+    // The first answer is honest; the fill claims 4 bytes and sends 2.
+    let (origin, seen) = origin(|request, n| {
+        let (body, content_range): (&'static str, &'static str) = if n == 1 {
+            ("abcdefgh", "bytes 0-7/16")
+        } else {
+            assert_eq!(request.headers()["range"], "bytes=8-11");
+            ("ij", "bytes 8-11/16")
+        };
+        let mut response = support::reply(
+            body,
+            &[
+                ("cache-control", "max-age=3600"),
+                ("etag", "\"v1\""),
+                ("content-range", content_range),
+            ],
+        );
+        *response.status_mut() = StatusCode::PARTIAL_CONTENT;
+        response
+    });
+    let mut svc = layered(&partial_layer(), origin);
+    send(&mut svc, ranged("bytes=0-7", None)).await;
+    let (short, _) = send(&mut svc, ranged("bytes=6-9", None)).await;
+    assert_eq!(short.status(), StatusCode::BAD_GATEWAY);
+    assert_eq!(seen.count(), 2);
+}
