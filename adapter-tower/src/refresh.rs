@@ -27,9 +27,9 @@ use strata::Cache;
 use tower_service::Service;
 
 use crate::body::BoxError;
-use crate::flight::Joined;
 use crate::layer::Shared;
 use crate::policy::Directives;
+use crate::service::Revalidation;
 use crate::CacheLayer;
 
 /// Auto-refresh settings; see [`CacheLayerBuilder::auto_refresh`](crate::CacheLayerBuilder::auto_refresh).
@@ -275,7 +275,8 @@ where
         if remaining > window {
             continue;
         }
-        let Joined::Lead(guard) = shared.flights.join(&format!("{key}\0revalidate")) else {
+        let Some(revalidation) = Revalidation::lead(&shared, &stored, key, Directives::default())
+        else {
             continue;
         };
         let mut request = Request::new(ReqB::default());
@@ -284,15 +285,7 @@ where
         *request.headers_mut() = hot.headers.clone();
         let in_flight = Arc::clone(&refresher.in_flight);
         in_flight.fetch_add(1, Ordering::AcqRel);
-        let task = crate::service::revalidate_in_background(
-            Arc::clone(&shared),
-            service.clone(),
-            request,
-            stored,
-            key,
-            Directives::default(),
-            guard,
-        );
+        let task = revalidation.run(service.clone(), request);
         tokio::spawn(async move {
             task.await;
             in_flight.fetch_sub(1, Ordering::AcqRel);

@@ -231,14 +231,9 @@ where
             if let (true, Some(spawner), true) = (due, &config.spawner, method == Method::GET) {
                 // Fresh, but about to expire: answer now and revalidate
                 // once in the background, so hot entries never go stale.
-                if let Joined::Lead(guard) = shared.flights.join(&format!("{key}\0revalidate")) {
-                    let revalidation = Revalidation {
-                        shared: Arc::clone(&shared),
-                        stored: Arc::clone(stored),
-                        key,
-                        directives: request_directives,
-                        guard,
-                    };
+                if let Some(revalidation) =
+                    Revalidation::lead(&shared, stored, key, request_directives)
+                {
                     let client_headers = revalidation.start(spawner, inner, request);
                     let status = format!("{status}; detail=refreshing");
                     return Ok(serve(stored, age, &method, &client_headers, &status));
@@ -268,28 +263,19 @@ where
             && window.is_some_and(|w| -remaining <= i128::from(w));
         if let (true, Some(spawner)) = (in_window, &config.spawner) {
             // Answer now; one background request revalidates (RFC 5861).
-            let flight_key = format!("{key}\0revalidate");
-            let detail = match shared.flights.join(&flight_key) {
-                Joined::Wait(_) => "hit; stale",
-                Joined::Lead(guard) => {
-                    let revalidation = Revalidation {
-                        shared: Arc::clone(&shared),
-                        stored: Arc::clone(stored),
-                        key,
-                        directives: request_directives,
-                        guard,
-                    };
-                    let client_headers = revalidation.start(spawner, inner, request);
-                    return Ok(serve(
-                        stored,
-                        age,
-                        &method,
-                        &client_headers,
-                        "hit; stale; detail=revalidating",
-                    ));
-                }
-            };
-            return Ok(serve(stored, age, &method, request.headers(), detail));
+            if let Some(revalidation) = Revalidation::lead(&shared, stored, key, request_directives)
+            {
+                let client_headers = revalidation.start(spawner, inner, request);
+                return Ok(serve(
+                    stored,
+                    age,
+                    &method,
+                    &client_headers,
+                    "hit; stale; detail=revalidating",
+                ));
+            }
+            // One is running already.
+            return Ok(serve(stored, age, &method, request.headers(), "hit; stale"));
         }
         if request_directives.no_cache {
             detail = "fwd=request";
@@ -452,8 +438,10 @@ fn upstream<B>(shared: &Shared, mut request: Request<B>) -> Request<B> {
 
 /// Revalidates `stored` with `request` (the one that found it stale,
 /// answered already): a 304 refreshes it, a new response replaces it.
-/// A background revalidation of a stored response, led by `guard`.
-struct Revalidation {
+/// A background revalidation of a stored response: at most one per
+/// resource at a time (refresh-before, stale-while-revalidate and
+/// auto-refresh share its flight).
+pub(crate) struct Revalidation {
     shared: Arc<Shared>,
     stored: Arc<Stored>,
     key: String,
@@ -462,6 +450,25 @@ struct Revalidation {
 }
 
 impl Revalidation {
+    /// Leads the revalidation of `key`, unless one is running already.
+    pub(crate) fn lead(
+        shared: &Arc<Shared>,
+        stored: &Arc<Stored>,
+        key: String,
+        directives: Directives,
+    ) -> Option<Self> {
+        let Joined::Lead(guard) = shared.flights.join(&format!("{key}\0revalidate")) else {
+            return None;
+        };
+        Some(Self {
+            shared: Arc::clone(shared),
+            stored: Arc::clone(stored),
+            key,
+            directives,
+            guard,
+        })
+    }
+
     /// Hands the revalidation to `spawner`; returns the client's request
     /// headers (the request itself goes upstream).
     fn start<S, ReqB, ResB>(
@@ -478,78 +485,72 @@ impl Revalidation {
         ResB::Error: Into<BoxError>,
     {
         let client_headers = request.headers().clone();
-        let task = revalidate_in_background(
-            self.shared,
-            inner,
-            request,
-            self.stored,
-            self.key,
-            self.directives,
-            self.guard,
-        );
-        (spawner.0)(Box::pin(task));
+        (spawner.0)(Box::pin(self.run(inner, request)));
         client_headers
     }
-}
 
-pub(crate) async fn revalidate_in_background<S, ReqB, ResB>(
-    shared: Arc<Shared>,
-    mut inner: S,
-    mut request: Request<ReqB>,
-    stored: Arc<Stored>,
-    key: String,
-    request_directives: Directives,
-    guard: Guard,
-) where
-    S: Service<Request<ReqB>, Response = Response<ResB>>,
-    ResB: Body<Data = Bytes>,
-    ResB::Error: Into<BoxError>,
-{
-    let _guard = guard;
-    let headers = request.headers_mut();
-    for name in CONDITIONALS {
-        headers.remove(&name);
+    /// Sends `request` upstream with the stored validators and stores the
+    /// answer: a 304 refreshes the stored response, anything else replaces
+    /// it (or not, as for any response).
+    pub(crate) async fn run<S, ReqB, ResB>(self, mut inner: S, mut request: Request<ReqB>)
+    where
+        S: Service<Request<ReqB>, Response = Response<ResB>>,
+        ResB: Body<Data = Bytes>,
+        ResB::Error: Into<BoxError>,
+    {
+        let Self {
+            shared,
+            stored,
+            key,
+            directives,
+            guard,
+        } = self;
+        let _guard = guard;
+        let headers = request.headers_mut();
+        for name in CONDITIONALS {
+            headers.remove(&name);
+        }
+        if let Some(etag) = stored.headers.get(header::ETAG) {
+            headers.insert(header::IF_NONE_MATCH, etag.clone());
+        }
+        if let Some(modified) = stored.headers.get(header::LAST_MODIFIED) {
+            headers.insert(header::IF_MODIFIED_SINCE, modified.clone());
+        }
+        let request_headers = request.headers().clone();
+        let request_time = SystemTime::now();
+        let Ok(response) = fetch(&mut inner, upstream(&shared, request)).await else {
+            telemetry::revalidated("failed");
+            return;
+        };
+        let timing = Timing {
+            request_time,
+            response_time: SystemTime::now(),
+        };
+        if response.status() == StatusCode::NOT_MODIFIED {
+            refresh(&shared, key, &stored, response.headers(), timing);
+            telemetry::revalidated("not_modified");
+            return;
+        }
+        telemetry::revalidated(if response.status().is_server_error() {
+            "failed"
+        } else {
+            "replaced"
+        });
+        let outcome = Outcome {
+            key,
+            method: &Method::GET,
+            request: &request_headers,
+            request_directives: &directives,
+            timing,
+            detail: String::new(),
+            guard: None,
+        };
+        // Reading the body to its end stores it (or not, as for any response).
+        let _ = finish(&shared, outcome, response)
+            .into_body()
+            .collect()
+            .await;
     }
-    if let Some(etag) = stored.headers.get(header::ETAG) {
-        headers.insert(header::IF_NONE_MATCH, etag.clone());
-    }
-    if let Some(modified) = stored.headers.get(header::LAST_MODIFIED) {
-        headers.insert(header::IF_MODIFIED_SINCE, modified.clone());
-    }
-    let request_headers = request.headers().clone();
-    let request_time = SystemTime::now();
-    let Ok(response) = fetch(&mut inner, upstream(&shared, request)).await else {
-        telemetry::revalidated("failed");
-        return;
-    };
-    let timing = Timing {
-        request_time,
-        response_time: SystemTime::now(),
-    };
-    if response.status() == StatusCode::NOT_MODIFIED {
-        refresh(&shared, key, &stored, response.headers(), timing);
-        telemetry::revalidated("not_modified");
-        return;
-    }
-    telemetry::revalidated(if response.status().is_server_error() {
-        "failed"
-    } else {
-        "replaced"
-    });
-    let outcome = Outcome {
-        key,
-        method: &Method::GET,
-        request: &request_headers,
-        request_directives: &request_directives,
-        timing,
-        detail: String::new(),
-        guard: None,
-    };
-    // Reading the body to its end stores it (or not, as for any response).
-    let _ = finish(&shared, outcome, response)
-        .into_body()
-        .collect()
-        .await;
 }
 
 /// What a forwarded GET/HEAD needs to decide whether to store.
