@@ -170,7 +170,8 @@ impl SpillConfig {
 #[derive(Clone, Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SpillError {
-    /// Another cache holds the directory's lock.
+    /// Another cache holds the directory's lock (still, after about 100 ms
+    /// of retries).
     #[error(
         "spill directory {path} is in use by another cache; give each cache its own directory"
     )]

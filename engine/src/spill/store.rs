@@ -21,6 +21,8 @@ use super::{SpillConfig, SpillError, SpillStats};
 use crate::codec::{self, DecodeError};
 use crate::sync::{AtomicU64, Mutex, Ordering, PublicArc as Arc, RwLock};
 
+/// How many times (10 ms apart) a busy lock is tried again.
+const LOCK_RETRIES: u32 = 10;
 const LOCK_FILE: &str = "strata.lock";
 const META_FILE: &str = "strata.meta";
 const META_MAGIC: &[u8; 8] = b"STRAMETA";
@@ -142,10 +144,21 @@ impl Store {
             .truncate(false)
             .open(&lock_path)
             .map_err(io_error("create", &lock_path))?;
-        match lock.try_lock() {
-            Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => return Err(SpillError::Locked { path: dir }),
-            Err(fs::TryLockError::Error(e)) => return Err(io_error("lock", &lock_path)(e)),
+        // A lock can outlive its cache by a moment: a child process that
+        // another thread of this program is starting shares the descriptor
+        // until it execs. Wait that out (up to ~100 ms) before calling the
+        // directory taken.
+        let mut tries = 0;
+        loop {
+            match lock.try_lock() {
+                Ok(()) => break,
+                Err(fs::TryLockError::WouldBlock) if tries < LOCK_RETRIES => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(fs::TryLockError::WouldBlock) => return Err(SpillError::Locked { path: dir }),
+                Err(fs::TryLockError::Error(e)) => return Err(io_error("lock", &lock_path)(e)),
+            }
         }
         let seeds = read_or_create_meta(&dir)?;
         let store = Self {
