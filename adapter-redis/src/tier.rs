@@ -22,6 +22,9 @@ use crate::tracking;
 /// How many members one `SPOP` takes off a tag set.
 const TAG_BATCH: usize = 512;
 
+/// The `COUNT` hint of one `SCAN` page (prefix invalidation).
+const SCAN_COUNT: usize = 1000;
+
 /// The connection: one multiplexed, reconnecting connection to a single
 /// Redis, or a cluster connection.
 #[derive(Clone)]
@@ -64,6 +67,105 @@ impl Conn {
             }
         }
     }
+}
+
+impl Conn {
+    /// Deletes every key matching `pattern` on the one server, or on every
+    /// cluster master, one `SCAN` page (about [`SCAN_COUNT`] keys) at a
+    /// time, each round trip bounded by `timeout`; returns how many.
+    async fn delete_matching(
+        &mut self,
+        pattern: &[u8],
+        timeout: Duration,
+    ) -> Result<u64, TierError> {
+        let nodes: Vec<Option<(String, u16)>> = match self {
+            Self::Single(_) => vec![None],
+            Self::Cluster(_) => {
+                let reply = bounded_by(timeout, self.everywhere(redis::cmd("PING"))).await?;
+                let Value::Map(entries) = reply else {
+                    return Err(TierError::of_kind(TierErrorKind::Protocol));
+                };
+                entries
+                    .iter()
+                    .map(|(address, _)| node_address(address).map(Some))
+                    .collect::<Option<_>>()
+                    .ok_or_else(|| TierError::of_kind(TierErrorKind::Protocol))?
+            }
+        };
+        let mut deleted = 0;
+        for node in nodes {
+            let mut cursor = 0u64;
+            loop {
+                let mut scan = redis::cmd("SCAN");
+                scan.arg(cursor)
+                    .arg("MATCH")
+                    .arg(pattern)
+                    .arg("COUNT")
+                    .arg(SCAN_COUNT);
+                let reply = match (&mut *self, &node) {
+                    (Self::Cluster(conn), Some((host, port))) => {
+                        use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
+                        let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+                            host: host.clone(),
+                            port: *port,
+                        });
+                        bounded_by(timeout, conn.route_command(scan, route)).await?
+                    }
+                    (conn, _) => bounded_by(timeout, conn.query::<Value>(&scan)).await?,
+                };
+                let (next, keys): (u64, Vec<Vec<u8>>) = redis::from_redis_value(reply)
+                    .map_err(|error| TierError::new(TierErrorKind::Protocol, error))?;
+                if !keys.is_empty() {
+                    // A multi-key DEL: the cluster client splits it by slot.
+                    let mut del = redis::cmd("DEL");
+                    for key in &keys {
+                        del.arg(key);
+                    }
+                    deleted += bounded_by(timeout, self.query::<u64>(&del)).await?;
+                }
+                if next == 0 {
+                    break;
+                }
+                cursor = next;
+            }
+        }
+        Ok(deleted)
+    }
+}
+
+/// `host:port` from a cluster reply's node address.
+fn node_address(address: &Value) -> Option<(String, u16)> {
+    let text = match address {
+        Value::BulkString(bytes) => std::str::from_utf8(bytes).ok()?,
+        Value::SimpleString(text) => text.as_str(),
+        _ => return None,
+    };
+    let (host, port) = text.rsplit_once(':')?;
+    Some((host.to_owned(), port.parse().ok()?))
+}
+
+/// `call`, unless it takes longer than `timeout`.
+async fn bounded_by<T>(
+    timeout: Duration,
+    call: impl Future<Output = Result<T, RedisError>>,
+) -> Result<T, TierError> {
+    match tokio::time::timeout(timeout, call).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(error)) => Err(tier_error(error)),
+        Err(_) => Err(TierError::of_kind(TierErrorKind::Timeout)),
+    }
+}
+
+/// `text` with Redis glob characters escaped, to match literally.
+fn glob_escaped(text: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len() + 2);
+    for &byte in text {
+        if matches!(byte, b'*' | b'?' | b'[' | b']' | b'\\') {
+            out.push(b'\\');
+        }
+        out.push(byte);
+    }
+    out
 }
 
 /// Counters of the tier's invalidation machinery.
@@ -539,6 +641,26 @@ impl SecondTier for RedisTier {
                 Ok(deleted)
             })
             .await
+        }
+    }
+
+    /// Walks the keyspace with `SCAN` (every master of a cluster), each
+    /// round trip within the tier's timeout, and deletes the matching keys
+    /// page by page: the walk takes as long as the keyspace needs, which
+    /// is why it is for invalidations, not for the request path.
+    fn invalidate_prefix(
+        &self,
+        prefix: &[u8],
+    ) -> impl Future<Output = Result<u64, TierError>> + Send {
+        let mut pattern = glob_escaped(&self.redis_key(prefix));
+        pattern.push(b'*');
+        let timeout = self.inner.timeout;
+        let conn = self.inner.conn.read().clone();
+        async move {
+            let Some(mut conn) = conn else {
+                return Err(TierError::of_kind(TierErrorKind::Unavailable));
+            };
+            conn.delete_matching(&pattern, timeout).await
         }
     }
 

@@ -75,9 +75,32 @@ async fn the_tier_works_across_slots_and_masters() {
     assert!(gone.is_some(), "tracking is on for every master");
     assert_eq!(b.get(&keys[0]).await.as_deref(), Some("updated"));
 
+    // A prefix over every master.
+    a.insert("other:1".to_owned(), "o".to_owned())
+        .await
+        .unwrap();
+    let prefixed: Vec<String> = (0..30).map(|i| format!("temp:{i}")).collect();
+    for key in &prefixed {
+        a.insert(key.clone(), "t".to_owned()).await.unwrap();
+    }
+    let owners: std::collections::HashSet<usize> = prefixed
+        .iter()
+        .map(|k| owner(&cluster, &format!("test:d:{k}")))
+        .collect();
+    assert_eq!(owners.len(), 3);
+    {
+        use strata::tiered::SecondTier;
+        assert_eq!(a.tier().invalidate_prefix(b"temp:").await.unwrap(), 30);
+    }
+    assert_eq!(b.get_many(&prefixed).await.iter().flatten().count(), 0);
+    assert_eq!(b.get(&"other:1".to_owned()).await.as_deref(), Some("o"));
+
     // A tag spanning every slot.
     assert_eq!(a.invalidate_tag("all-users").await.unwrap(), 60);
-    let gone = eventually(INVALIDATION_BOUND, || b.l1().is_empty()).await;
+    let gone = eventually(INVALIDATION_BOUND, || {
+        keys.iter().all(|k| !b.l1().contains_key(k))
+    })
+    .await;
     assert!(gone.is_some(), "{} keys left in b's L1", b.l1().len());
     assert_eq!(b.get_many(&keys).await.iter().flatten().count(), 0);
     assert_eq!(

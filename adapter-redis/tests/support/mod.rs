@@ -100,6 +100,13 @@ impl<T: SecondTier> SecondTier for SlowReads<T> {
         self.inner.invalidate_tag(tag)
     }
 
+    fn invalidate_prefix(
+        &self,
+        prefix: &[u8],
+    ) -> impl Future<Output = Result<u64, TierError>> + Send {
+        self.inner.invalidate_prefix(prefix)
+    }
+
     fn attach(&self, sink: InvalidationSink) {
         self.inner.attach(sink);
     }

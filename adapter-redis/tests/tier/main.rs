@@ -141,6 +141,43 @@ async fn tags_are_redis_sets_and_invalidate_everywhere() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prefix_is_invalidated_literally_over_the_whole_keyspace() {
+    use strata::tiered::SecondTier;
+    let server = server!();
+    let a = instance(&server.url()).await;
+    let b = instance(&server.url()).await;
+    // More keys than one SCAN page, so the walk takes several round trips.
+    let users: Vec<String> = (0..2_500).map(|i| format!("user:{i}")).collect();
+    for key in &users {
+        a.insert(key.clone(), "u".to_owned()).await.unwrap();
+    }
+    for key in ["user:*glob", "user:[x]", "userx", "order:1", "other:user:1"] {
+        a.insert(key.to_owned(), "o".to_owned()).await.unwrap();
+    }
+    for key in users.iter().take(10) {
+        assert!(b.get(key).await.is_some());
+    }
+
+    // Glob characters in the prefix match only themselves.
+    assert_eq!(a.tier().invalidate_prefix(b"user:*").await.unwrap(), 1);
+    assert_eq!(a.tier().invalidate_prefix(b"user:[").await.unwrap(), 1);
+    assert_eq!(a.tier().invalidate_prefix(b"nothing:").await.unwrap(), 0);
+    assert_eq!(a.tier().invalidate_prefix(b"user:").await.unwrap(), 2_500);
+    assert_eq!(server.command("DBSIZE").as_deref(), Some(":3\r\n"));
+    for key in ["userx", "order:1", "other:user:1"] {
+        let exists = server.command(&format!("EXISTS test:d:{key}"));
+        assert_eq!(exists.as_deref(), Some(":1\r\n"), "{key}");
+    }
+    // The deletes reach the other instance's L1 like any write.
+    let gone = eventually(INVALIDATION_BOUND, || {
+        users.iter().take(10).all(|k| !b.l1().contains_key(k))
+    })
+    .await;
+    assert!(gone.is_some(), "b's L1 still holds invalidated users");
+    assert_eq!(b.get(&users[0]).await, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_message_naming_several_keys_and_a_flush_with_no_keys() {
     let server = server!();
     let a = instance(&server.url()).await;

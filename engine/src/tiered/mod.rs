@@ -98,6 +98,15 @@ pub trait SecondTier: Send + Sync + 'static {
     /// Removes every key stored with `tag`; returns how many there were.
     fn invalidate_tag(&self, tag: &str) -> impl Future<Output = Result<u64, TierError>> + Send;
 
+    /// Removes every key that starts with `prefix` (both encoded); returns
+    /// how many there were. This may walk the tier's whole keyspace and
+    /// need many round trips, each bounded by the tier's timeout; it is
+    /// meant for invalidation, not for the request path.
+    fn invalidate_prefix(
+        &self,
+        prefix: &[u8],
+    ) -> impl Future<Output = Result<u64, TierError>> + Send;
+
     /// Tells the tier where to report invalidations it hears of (writes by
     /// other processes, flushes, lost connections). Called once by
     /// [`TieredBuilder::build`]. The default ignores it: a tier without
