@@ -1,8 +1,10 @@
 //! Compression of stored bodies (feature `compression`): a storable body of
 //! a compressible media type, at least `compress_above` bytes long and not
 //! already encoded, is kept gzip-compressed (when that saves at least an
-//! eighth) and decompressed on each hit, so that the same memory holds
-//! more responses. Clients always get the body as the origin sent it.
+//! eighth), so that the same memory holds more responses. A hit goes out
+//! compressed as it is stored when the client takes gzip and the response
+//! varies on `Accept-Encoding`; otherwise it is decompressed, so clients
+//! always get a representation they asked for.
 
 use bytes::Bytes;
 

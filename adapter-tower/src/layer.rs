@@ -260,6 +260,13 @@ impl CacheLayer {
         self.shared.store.stats()
     }
 
+    /// What the layer did with its [second tier](CacheLayerBuilder::second_tier);
+    /// `None` without one.
+    #[must_use]
+    pub fn second_tier_stats(&self) -> Option<crate::SecondTierStats> {
+        self.shared.tier.as_ref().map(crate::tier::Tier::stats)
+    }
+
     /// Writes what memory holds to the spill directory and saves the
     /// admission state (feature `spill`; the layer does this when its last
     /// clone is dropped too).
@@ -272,7 +279,8 @@ impl CacheLayer {
         self.shared.store.persist()
     }
 
-    /// Drops every stored response.
+    /// Drops every stored response from this layer's memory (a second
+    /// tier keeps its copies; see [`invalidate_prefix`](Self::invalidate_prefix)).
     pub fn clear(&self) {
         self.shared.store.clear();
         if let Some(partials) = &self.shared.partials {
@@ -282,8 +290,14 @@ impl CacheLayer {
 
     /// Drops the stored responses of the resource `key` names (see
     /// [`KeyExtractor::key`](crate::KeyExtractor::key)); true if there were
-    /// any.
+    /// any in memory.
+    ///
+    /// With a [second tier](CacheLayerBuilder::second_tier), the key is
+    /// deleted there too, in the background; until that is done, misses
+    /// in memory do not read the tier, so the old response cannot come
+    /// back from it. The same holds for tags and prefixes below.
     pub fn invalidate(&self, key: &str) -> bool {
+        crate::tier::purge(&self.shared, crate::tier::Purge::Key(key.to_owned()));
         let partial = self
             .shared
             .partials
@@ -298,8 +312,11 @@ impl CacheLayer {
 
     /// Drops the stored responses of every resource whose key (see
     /// [`KeyExtractor::key`](crate::KeyExtractor::key)) starts with
-    /// `prefix`, e.g. `example.com/api/`; returns how many resources.
+    /// `prefix`, e.g. `example.com/api/`; returns how many resources were
+    /// in memory. A second tier walks its keyspace for them in the
+    /// background (for Redis, `SCAN` on every master).
     pub fn invalidate_prefix(&self, prefix: &str) -> usize {
+        crate::tier::purge(&self.shared, crate::tier::Purge::Prefix(prefix.to_owned()));
         let mut dropped = 0;
         self.shared.store.retain(|key, _| {
             let keep = !key.starts_with(prefix);
@@ -313,8 +330,10 @@ impl CacheLayer {
     }
 
     /// Drops every stored response tagged `tag` (see
-    /// [`CacheLayerBuilder::tags`]); returns how many resources.
+    /// [`CacheLayerBuilder::tags`]); returns how many resources were in
+    /// memory. A second tier drops the keys stored with the tag.
     pub fn invalidate_tag(&self, tag: &str) -> usize {
+        crate::tier::purge(&self.shared, crate::tier::Purge::Tag(tag.to_owned()));
         self.shared.store.invalidate_tag(tag)
     }
 }
@@ -438,12 +457,18 @@ impl CacheLayerBuilder {
     /// Keep bodies of at least `bytes` bytes gzip-compressed in the store
     /// when their media type is textual (`text/*`, JSON, XML, JavaScript,
     /// SVG), they carry no `Content-Encoding`, and compression saves at
-    /// least an eighth; they are decompressed on each hit, so clients get
-    /// them as the origin sent them (feature `compression`). Default off.
+    /// least an eighth (feature `compression`). Default off.
+    ///
+    /// A hit is sent compressed, with `Content-Encoding: gzip` and a weak
+    /// `ETag`, when the client takes gzip and the response varies on
+    /// `Accept-Encoding` (so no downstream cache can hand it to a client
+    /// that does not); otherwise, and for ranges, it is decompressed and
+    /// the client gets the body as the origin sent it.
     ///
     /// ```
     /// // JSON and HTML bodies of 1 KiB or more take about a seventh of the
-    /// // memory (see benches/RESULTS.md); hits decompress them.
+    /// // memory (see benches/RESULTS.md); hits for clients that take gzip
+    /// // cost no more than plain ones, others decompress.
     /// let layer = strata_tower::CacheLayer::builder()
     ///     .max_capacity(256 << 20)
     ///     .compress_above(1024)
@@ -464,8 +489,9 @@ impl CacheLayerBuilder {
     /// instances (as the tier reports them) leave this layer's memory. The
     /// tier bounds its own calls; a failing tier is a miss. Needs a
     /// [`spawner`](Self::spawner) (without one, `build` returns
-    /// [`ConfigError::NoSpawner`]). Tags and prefix invalidation stay in
-    /// memory. Default none.
+    /// [`ConfigError::NoSpawner`]). Tags go to the tier with each stored
+    /// response; invalidation by key, tag or prefix reaches it. Default
+    /// none.
     ///
     /// ```no_run
     /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {

@@ -55,7 +55,7 @@
 //! | `spill` | [`CacheLayerBuilder::spill`]: stored responses written through to memory-mapped files, read back when memory evicted them, found again after a restart or a crash |
 //! | `admin` | [`CacheLayer::admin_router`]: an axum router with `health`, `stats`, `hot-keys`, `tags` and `invalidate` (by key, tag or prefix) behind a bearer token; see [`admin`] |
 //! | `auto-refresh` | [`CacheLayerBuilder::auto_refresh`] and [`CacheLayer::init_auto_refresh`]: responses read often are revalidated in the background before they expire (a tokio task) |
-//! | `compression` | [`CacheLayerBuilder::compress_above`]: textual bodies kept gzip-compressed in the store, decompressed on each hit |
+//! | `compression` | [`CacheLayerBuilder::compress_above`]: textual bodies kept gzip-compressed in the store, sent as they are to clients that take gzip when the response varies on `Accept-Encoding`, decompressed for the others |
 //! | `metrics` | counters and histograms through the [`metrics`](https://docs.rs/metrics) facade: responses by outcome, stores, revalidations, evictions, upstream latency (names below) |
 //! | `tracing` | [`tracing`](https://docs.rs/tracing) spans around each request and upstream call, and an event per cache decision |
 //!
@@ -151,3 +151,4 @@ pub use layer::{
 #[cfg(feature = "auto-refresh")]
 pub use refresh::{AutoRefresh, AutoRefreshError};
 pub use service::{CacheService, ResponseFuture};
+pub use tier::SecondTierStats;

@@ -203,6 +203,9 @@ where
             }
         }
     }
+    // Whether a response stored gzip-compressed may go out as such.
+    let gzip_ok = stored.as_ref().is_some_and(|s| s.gzip_of.is_some())
+        && key::accepts_gzip(request.headers());
     let mut detail = match (&variants, &stored) {
         (None, _) => "fwd=uri-miss",
         (Some(_), None) => "fwd=vary-miss",
@@ -236,10 +239,24 @@ where
                 {
                     let client_headers = revalidation.start(spawner, inner, request);
                     let status = format!("{status}; detail=refreshing");
-                    return Ok(serve(stored, age, &method, &client_headers, &status));
+                    return Ok(serve(
+                        stored,
+                        age,
+                        &method,
+                        &client_headers,
+                        &status,
+                        gzip_ok,
+                    ));
                 }
             }
-            return Ok(serve(stored, age, &method, request.headers(), &status));
+            return Ok(serve(
+                stored,
+                age,
+                &method,
+                request.headers(),
+                &status,
+                gzip_ok,
+            ));
         }
         let may_serve_stale = !revalidate
             && lifetime.is_some()
@@ -250,7 +267,14 @@ where
                 .max_stale
                 .is_some_and(|max| -remaining <= i128::from(max));
         if may_serve_stale {
-            return Ok(serve(stored, age, &method, request.headers(), "hit; stale"));
+            return Ok(serve(
+                stored,
+                age,
+                &method,
+                request.headers(),
+                "hit; stale",
+                gzip_ok,
+            ));
         }
         let window = stored
             .directives
@@ -272,10 +296,18 @@ where
                     &method,
                     &client_headers,
                     "hit; stale; detail=revalidating",
+                    gzip_ok,
                 ));
             }
             // One is running already.
-            return Ok(serve(stored, age, &method, request.headers(), "hit; stale"));
+            return Ok(serve(
+                stored,
+                age,
+                &method,
+                request.headers(),
+                "hit; stale",
+                gzip_ok,
+            ));
         }
         if request_directives.no_cache {
             detail = "fwd=request";
@@ -353,6 +385,7 @@ where
             &method,
             conditionals,
             "fwd=stale; fwd-status=304",
+            gzip_ok,
         ));
     }
     if let (Some(stored), true) = (
@@ -367,7 +400,14 @@ where
                 let age = refreshed.age(SystemTime::now());
                 let conditionals = client_conditionals.as_ref().unwrap_or(&request_headers);
                 let detail = format!("{detail}; fwd-status=200");
-                return Ok(serve(&refreshed, age, &method, conditionals, &detail));
+                return Ok(serve(
+                    &refreshed,
+                    age,
+                    &method,
+                    conditionals,
+                    &detail,
+                    gzip_ok,
+                ));
             }
             HeadCheck::Changed => drop_variant(&shared, &key, &stored.vary),
             HeadCheck::Unknown => {}
@@ -384,7 +424,7 @@ where
             let age = stored.age(SystemTime::now());
             let conditionals = client_conditionals.as_ref().unwrap_or(&request_headers);
             let detail = format!("hit; stale; fwd-status={}", response.status().as_u16());
-            return Ok(serve(stored, age, &method, conditionals, &detail));
+            return Ok(serve(stored, age, &method, conditionals, &detail, gzip_ok));
         }
     }
     let detail = if client_conditionals.is_some() {
@@ -692,8 +732,8 @@ where
         }
         .derive(shared_mode);
         let updated = entry::with_variant(store.store.peek(&key).as_ref(), Arc::new(stored));
+        crate::tier::write(&store, &key, &updated, &tags);
         let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
-        crate::tier::write(&store, &key, &updated);
         let _ = store.store.insert_with_tags(key, updated, &tags);
     });
     let body = if length == Some(0) {
@@ -844,7 +884,7 @@ fn drop_variant(shared: &Shared, key: &str, vary: &VaryKey) {
     match entry::without_variant(&variants, vary) {
         None => {
             shared.store.remove(key);
-            crate::tier::delete(shared, key);
+            crate::tier::purge(shared, crate::tier::Purge::Key(key.to_owned()));
         }
         Some(rest) => {
             let headers = rest.first().map(|s| s.headers.clone()).unwrap_or_default();
@@ -856,15 +896,20 @@ fn drop_variant(shared: &Shared, key: &str, vary: &VaryKey) {
 /// Stores `variants` under `key` with the tags the layer's extractor
 /// gives `headers` (a 304 refresh keeps a response's tags).
 fn store_tagged(shared: &Shared, key: String, variants: entry::Variants, headers: &HeaderMap) {
-    let tags = shared
+    let tags = tags_of(shared, &key, headers);
+    crate::tier::write(shared, &key, &variants, &tags);
+    let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
+    let _ = shared.store.insert_with_tags(key, variants, &tags);
+}
+
+/// The tags the layer's tag extractor gives a response of `key`.
+pub(crate) fn tags_of(shared: &Shared, key: &str, headers: &HeaderMap) -> Vec<String> {
+    shared
         .config
         .tags
         .as_ref()
-        .map(|extract| (extract.0)(&key, headers))
-        .unwrap_or_default();
-    let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
-    crate::tier::write(shared, &key, &variants);
-    let _ = shared.store.insert_with_tags(key, variants, &tags);
+        .map(|extract| (extract.0)(key, headers))
+        .unwrap_or_default()
 }
 
 /// Fields a response's `no-cache="…"` / `private="…"` keep out of the
@@ -885,14 +930,21 @@ fn forwarded<B>(response: Response<B>, detail: &str) -> Response<CacheBody<B>> {
 }
 
 /// A stored response for this request: a 304 if the client's
-/// conditionals match it, without a body for HEAD, with `Age`.
+/// conditionals match it, without a body for HEAD, with `Age`. A body kept
+/// gzip-compressed goes out as such when `gzip_ok` (the client takes gzip)
+/// and the response varies on `Accept-Encoding`; otherwise it is
+/// decompressed.
 fn serve<B>(
     stored: &Stored,
     age: u64,
     method: &Method,
     conditionals: &HeaderMap,
     detail: &str,
+    gzip_ok: bool,
 ) -> Response<CacheBody<B>> {
+    let gzip = gzip_ok
+        && stored.gzip_of.is_some()
+        && key::varies_on(&stored.headers, &header::ACCEPT_ENCODING);
     let mut response = if not_modified(conditionals, stored) {
         let mut response = Response::new(CacheBody::empty());
         *response.status_mut() = StatusCode::NOT_MODIFIED;
@@ -909,6 +961,9 @@ fn serve<B>(
                 response.headers_mut().append(name.clone(), value.clone());
             }
         }
+        if gzip {
+            weaken_etag(response.headers_mut());
+        }
         response
     } else {
         let len = stored.body_len();
@@ -920,6 +975,21 @@ fn serve<B>(
         let mut response = Response::new(CacheBody::empty());
         *response.headers_mut() = stored.headers.clone();
         match answer {
+            range::Answer::Whole if gzip => {
+                // The gzip representation: its own length, a weak ETag (the
+                // bytes differ from the identity ones), no ranges of it.
+                *response.status_mut() = stored.status;
+                let headers = response.headers_mut();
+                headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+                headers.insert(header::CONTENT_LENGTH, HeaderValue::from(stored.body.len()));
+                headers.remove(header::ACCEPT_RANGES);
+                headers.remove("content-md5");
+                headers.remove("repr-digest");
+                weaken_etag(headers);
+                if method != Method::HEAD {
+                    *response.body_mut() = CacheBody::full(stored.body.clone());
+                }
+            }
             range::Answer::Whole => {
                 *response.status_mut() = stored.status;
                 if method != Method::HEAD {
@@ -962,6 +1032,25 @@ fn serve<B>(
         .insert(header::AGE, HeaderValue::from(age));
     set_cache_status(response.headers_mut(), detail);
     response
+}
+
+/// Makes a strong `ETag` weak (`"x"` becomes `W/"x"`): the layer's gzip
+/// representation is not byte-for-byte the origin's, so it must not pass
+/// a strong comparison (`If-Range`), while `If-None-Match` still matches.
+fn weaken_etag(headers: &mut HeaderMap) {
+    let Some(etag) = headers.get(header::ETAG) else {
+        return;
+    };
+    let bytes = etag.as_bytes();
+    if bytes.starts_with(b"W/") {
+        return;
+    }
+    let mut weak = Vec::with_capacity(bytes.len() + 2);
+    weak.extend_from_slice(b"W/");
+    weak.extend_from_slice(bytes);
+    if let Ok(value) = HeaderValue::from_bytes(&weak) {
+        headers.insert(header::ETAG, value);
+    }
 }
 
 /// The answer when a stored body does not decompress (it was damaged on
@@ -1015,7 +1104,7 @@ fn not_modified(conditionals: &HeaderMap, stored: &Stored) -> bool {
 fn invalidate(shared: &Shared, authority: &str, target: Option<String>, headers: &HeaderMap) {
     if let Some(target) = target {
         shared.store.remove(&target);
-        crate::tier::delete(shared, &target);
+        crate::tier::purge(shared, crate::tier::Purge::Key(target.clone()));
         if let Some(partials) = &shared.partials {
             partials.remove(&target);
         }
@@ -1034,7 +1123,7 @@ fn invalidate(shared: &Shared, authority: &str, target: Option<String>, headers:
         if same_authority && (uri.authority().is_some() || uri.path().starts_with('/')) {
             if let Some(key) = shared.config.key.key_of_uri(authority, &uri) {
                 shared.store.remove(&key);
-                crate::tier::delete(shared, &key);
+                crate::tier::purge(shared, crate::tier::Purge::Key(key.clone()));
                 if let Some(partials) = &shared.partials {
                     partials.remove(&key);
                 }

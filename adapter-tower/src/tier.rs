@@ -8,15 +8,19 @@
 //!   L1 miss ──► tier get (bounded by the tier's timeout) ──► record ok? ──► into L1, answer as usual
 //!   stored  ──► L1 ──► tier set (on the spawner), TTL = remaining freshness + SWR window
 //!   invalidated here  ──► L1 remove, tier delete ──► other instances' L1 drop it
+//!   (a key, a tag, a prefix)
 //! ```
 //!
 //! A tier read that an invalidation overtakes is not put into memory: every
-//! invalidation heard from the tier bumps an epoch, and a read stores its
-//! result only if the epoch did not move while it ran.
+//! invalidation, heard from the tier or made here, bumps an epoch, and a
+//! read stores its result only if the epoch did not move while it ran.
+//! While an invalidation made here is still running on the tier, memory
+//! misses do not read the tier at all: they could find what is being
+//! deleted, and the tier does not tell an instance of its own deletes.
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime};
 
@@ -38,8 +42,11 @@ pub(crate) trait DynTier: Send + Sync {
         key: &'a [u8],
         record: Bytes,
         ttl: Option<Duration>,
+        tags: &'a [String],
     ) -> BoxFuture<'a, Result<(), TierError>>;
     fn delete<'a>(&'a self, key: &'a [u8]) -> BoxFuture<'a, Result<(), TierError>>;
+    fn invalidate_tag<'a>(&'a self, tag: &'a str) -> BoxFuture<'a, Result<u64, TierError>>;
+    fn invalidate_prefix<'a>(&'a self, prefix: &'a [u8]) -> BoxFuture<'a, Result<u64, TierError>>;
     fn attach(&self, sink: InvalidationSink);
 }
 
@@ -53,12 +60,24 @@ impl<T: SecondTier> DynTier for T {
         key: &'a [u8],
         record: Bytes,
         ttl: Option<Duration>,
+        tags: &'a [String],
     ) -> BoxFuture<'a, Result<(), TierError>> {
-        Box::pin(SecondTier::set(self, key, record, ttl, &[]))
+        Box::pin(async move {
+            let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
+            SecondTier::set(self, key, record, ttl, &tags).await
+        })
     }
 
     fn delete<'a>(&'a self, key: &'a [u8]) -> BoxFuture<'a, Result<(), TierError>> {
         Box::pin(SecondTier::delete(self, key))
+    }
+
+    fn invalidate_tag<'a>(&'a self, tag: &'a str) -> BoxFuture<'a, Result<u64, TierError>> {
+        Box::pin(SecondTier::invalidate_tag(self, tag))
+    }
+
+    fn invalidate_prefix<'a>(&'a self, prefix: &'a [u8]) -> BoxFuture<'a, Result<u64, TierError>> {
+        Box::pin(SecondTier::invalidate_prefix(self, prefix))
     }
 
     fn attach(&self, sink: InvalidationSink) {
@@ -70,6 +89,55 @@ impl<T: SecondTier> DynTier for T {
 pub(crate) struct Tier {
     pub(crate) inner: Arc<dyn DynTier>,
     epoch: AtomicU64,
+    /// Invalidations made here that are still running on the tier.
+    purging: Arc<AtomicUsize>,
+    counters: Arc<Counters>,
+}
+
+/// What the layer did with its second tier; see [`SecondTierStats`].
+#[derive(Debug, Default)]
+struct Counters {
+    hits: AtomicU64,
+    misses: AtomicU64,
+    errors: AtomicU64,
+    corrupt: AtomicU64,
+    fills_dropped: AtomicU64,
+    skipped: AtomicU64,
+    writes: AtomicU64,
+    write_errors: AtomicU64,
+    purges: AtomicU64,
+    purge_errors: AtomicU64,
+    invalidations_heard: AtomicU64,
+}
+
+/// The layer's calls to its second tier
+/// ([`CacheLayer::second_tier_stats`](crate::CacheLayer::second_tier_stats)).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct SecondTierStats {
+    /// Memory misses the tier answered with a stored resource.
+    pub hits: u64,
+    /// Memory misses the tier did not have.
+    pub misses: u64,
+    /// Reads that failed (timeout, unreachable, error reply): misses too.
+    pub errors: u64,
+    /// Records that did not decode, or were for another key: misses too.
+    pub corrupt: u64,
+    /// Reads an invalidation overtook: served, not put into memory.
+    pub fills_dropped: u64,
+    /// Memory misses that did not read the tier because an invalidation
+    /// made here was still running there.
+    pub skipped: u64,
+    /// Stored responses written to the tier.
+    pub writes: u64,
+    /// Writes that failed.
+    pub write_errors: u64,
+    /// Invalidations (by key, tag or prefix) made here and done there.
+    pub purges: u64,
+    /// Invalidations that failed there (the copies stay until their TTL).
+    pub purge_errors: u64,
+    /// Invalidation notices heard from the tier (other instances' writes).
+    pub invalidations_heard: u64,
 }
 
 impl Tier {
@@ -77,6 +145,26 @@ impl Tier {
         Self {
             inner,
             epoch: AtomicU64::new(0),
+            purging: Arc::new(AtomicUsize::new(0)),
+            counters: Arc::default(),
+        }
+    }
+
+    pub(crate) fn stats(&self) -> SecondTierStats {
+        let c = &*self.counters;
+        let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        SecondTierStats {
+            hits: get(&c.hits),
+            misses: get(&c.misses),
+            errors: get(&c.errors),
+            corrupt: get(&c.corrupt),
+            fills_dropped: get(&c.fills_dropped),
+            skipped: get(&c.skipped),
+            writes: get(&c.writes),
+            write_errors: get(&c.write_errors),
+            purges: get(&c.purges),
+            purge_errors: get(&c.purge_errors),
+            invalidations_heard: get(&c.invalidations_heard),
         }
     }
 
@@ -88,6 +176,7 @@ impl Tier {
             let Some(shared) = weak.upgrade() else { return };
             let Some(tier) = &shared.tier else { return };
             tier.epoch.fetch_add(1, Ordering::SeqCst);
+            count(&tier.counters.invalidations_heard);
             match event {
                 Invalidation::Keys(keys) => {
                     for key in keys {
@@ -106,6 +195,11 @@ impl Tier {
 /// invalidation overtook the read; `None` on a miss or any failure.
 pub(crate) async fn read(shared: &Shared, key: &str) -> Option<Variants> {
     let tier = shared.tier.as_ref()?;
+    let counters = &tier.counters;
+    if tier.purging.load(Ordering::SeqCst) > 0 {
+        count(&counters.skipped);
+        return None;
+    }
     let epoch = tier.epoch.load(Ordering::SeqCst);
     let started = std::time::Instant::now();
     let call = tier.inner.get(key.as_bytes());
@@ -113,22 +207,56 @@ pub(crate) async fn read(shared: &Shared, key: &str) -> Option<Variants> {
     let call = tracing::Instrument::instrument(call, tracing::debug_span!("strata_tower.tier"));
     let reply = call.await;
     crate::telemetry::upstream("l2", started.elapsed(), reply.is_ok());
-    let raw = reply.ok()??;
-    let (record, used) = codec::decode(&raw).ok()?;
-    if used != raw.len() || record.key != key.as_bytes() || record.tombstone {
+    let raw = match reply {
+        Ok(Some(raw)) => raw,
+        Ok(None) => {
+            count(&counters.misses);
+            return None;
+        }
+        Err(_) => {
+            count(&counters.errors);
+            return None;
+        }
+    };
+    let Some(variants) = decode(&raw, key) else {
+        count(&counters.corrupt);
         return None;
-    }
-    let start = record.value_offset();
-    let variants = Variants::decode(raw.slice(start..start + record.value.len())).ok()?;
+    };
+    count(&counters.hits);
     if tier.epoch.load(Ordering::SeqCst) == epoch {
-        let _ = shared.store.insert(key.to_owned(), variants.clone());
+        let headers = variants
+            .first()
+            .map(|s| s.headers.clone())
+            .unwrap_or_default();
+        let tags = crate::service::tags_of(shared, key, &headers);
+        let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
+        let _ = shared
+            .store
+            .insert_with_tags(key.to_owned(), variants.clone(), &tags);
+    } else {
+        count(&counters.fills_dropped);
     }
     Some(variants)
 }
 
+/// The resource in a record read from the tier for `key`.
+fn decode(raw: &Bytes, key: &str) -> Option<Variants> {
+    let (record, used) = codec::decode(raw).ok()?;
+    if used != raw.len() || record.key != key.as_bytes() || record.tombstone {
+        return None;
+    }
+    let start = record.value_offset();
+    Variants::decode(raw.slice(start..start + record.value.len())).ok()
+}
+
+fn count(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
 /// Writes the resource `key` to the tier in the background (on the
-/// layer's spawner), to live as long as its freshest response may be used.
-pub(crate) fn write(shared: &Shared, key: &str, variants: &Variants) {
+/// layer's spawner), to live as long as its freshest response may be used,
+/// with its tags.
+pub(crate) fn write(shared: &Shared, key: &str, variants: &Variants, tags: &[String]) {
     let (Some(tier), Some(spawner)) = (&shared.tier, &shared.config.spawner) else {
         return;
     };
@@ -164,22 +292,83 @@ pub(crate) fn write(shared: &Shared, key: &str, variants: &Variants) {
     let record = Bytes::from(buf);
     let inner = Arc::clone(&tier.inner);
     let key = key.to_owned();
+    let tags = tags.to_vec();
+    let counters = Arc::clone(&tier.counters);
     (spawner.0)(Box::pin(async move {
         // A failed write costs other instances an upstream request.
-        let _ = inner
-            .set(key.as_bytes(), record, Some(Duration::from_secs(ttl)))
+        let written = inner
+            .set(
+                key.as_bytes(),
+                record,
+                Some(Duration::from_secs(ttl)),
+                &tags,
+            )
             .await;
+        count(if written.is_ok() {
+            &counters.writes
+        } else {
+            &counters.write_errors
+        });
     }));
 }
 
-/// Deletes the resource `key` from the tier in the background.
-pub(crate) fn delete(shared: &Shared, key: &str) {
+/// What an invalidation made here removes from the tier.
+pub(crate) enum Purge {
+    Key(String),
+    Tag(String),
+    Prefix(String),
+}
+
+/// Removes `what` from the tier in the background. Until that ends,
+/// memory misses skip the tier, and reads already running do not fill
+/// memory (see the module docs).
+pub(crate) fn purge(shared: &Shared, what: Purge) {
     let (Some(tier), Some(spawner)) = (&shared.tier, &shared.config.spawner) else {
         return;
     };
+    tier.epoch.fetch_add(1, Ordering::SeqCst);
+    let running = Running::start(&tier.purging);
     let inner = Arc::clone(&tier.inner);
-    let key = key.to_owned();
+    let counters = Arc::clone(&tier.counters);
     (spawner.0)(Box::pin(async move {
-        let _ = inner.delete(key.as_bytes()).await;
+        let _running = running;
+        let done = match &what {
+            Purge::Key(key) => inner.delete(key.as_bytes()).await.map(|()| 1),
+            Purge::Tag(tag) => inner.invalidate_tag(tag).await,
+            Purge::Prefix(prefix) => inner.invalidate_prefix(prefix.as_bytes()).await,
+        };
+        // A failure leaves copies in the tier until their TTL ends.
+        count(if done.is_ok() {
+            &counters.purges
+        } else {
+            &counters.purge_errors
+        });
+        #[cfg(feature = "tracing")]
+        if let Err(error) = done {
+            let (kind, name) = match &what {
+                Purge::Key(name) => ("key", name),
+                Purge::Tag(name) => ("tag", name),
+                Purge::Prefix(name) => ("prefix", name),
+            };
+            tracing::warn!(kind, name = name.as_str(), error = ?error.kind(), "strata_tower: second-tier invalidation failed");
+        }
+        #[cfg(not(feature = "tracing"))]
+        let _ = done;
     }));
+}
+
+/// One running purge, counted until dropped (also if its task is).
+struct Running(Arc<AtomicUsize>);
+
+impl Running {
+    fn start(count: &Arc<AtomicUsize>) -> Self {
+        count.fetch_add(1, Ordering::SeqCst);
+        Self(Arc::clone(count))
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }

@@ -25,10 +25,12 @@ use tower::{Layer, Service, ServiceExt};
 
 const BODY: &[u8] = &[b'x'; 1024];
 
-/// The inner service: `body` with `content_type`, fresh for an hour.
+/// The inner service: `body` with `content_type`, fresh for an hour,
+/// varying on `Accept-Encoding` when `vary`.
 fn origin_with(
     body: Bytes,
     content_type: &'static str,
+    vary: bool,
 ) -> impl Service<
     Request<()>,
     Response = Response<Full<Bytes>>,
@@ -41,8 +43,14 @@ fn origin_with(
     tower::service_fn(move |_req: Request<()>| {
         let body = body.clone();
         async move {
+            let builder = Response::builder();
+            let builder = if vary {
+                builder.header("vary", "accept-encoding")
+            } else {
+                builder
+            };
             Ok::<_, Infallible>(
-                Response::builder()
+                builder
                     .header("cache-control", "max-age=3600")
                     .header("content-length", body.len())
                     .header("content-type", content_type)
@@ -62,7 +70,7 @@ fn origin() -> impl Service<
        + Send
        + Sync
        + 'static {
-    origin_with(Bytes::from_static(BODY), "application/octet-stream")
+    origin_with(Bytes::from_static(BODY), "application/octet-stream", false)
 }
 
 /// About 24 KiB of JSON rows, the kind of API response compression is for.
@@ -81,6 +89,15 @@ fn json_rows() -> Bytes {
 fn request(path: &str) -> Request<()> {
     Request::get(path)
         .header("host", "bench.example")
+        .body(())
+        .expect("request")
+}
+
+/// A request from a client that takes gzip, as browsers send it.
+fn gzip_request(path: &str) -> Request<()> {
+    Request::get(path)
+        .header("host", "bench.example")
+        .header("accept-encoding", "gzip, deflate, br, zstd")
         .body(())
         .expect("request")
 }
@@ -108,6 +125,7 @@ fn compare<S>(
     name: &str,
     svc: &S,
     fresh_keys: bool,
+    make: fn(&str) -> Request<()>,
 ) where
     S: Service<Request<()>> + Clone,
     S::Response: IntoBody,
@@ -130,7 +148,7 @@ fn compare<S>(
                         .ready()
                         .await
                         .expect("ready")
-                        .call(request(&path))
+                        .call(make(&path))
                         .await
                         .expect("call");
                     black_box(r.collect_body().await);
@@ -190,8 +208,22 @@ fn bench(c: &mut Criterion) {
         group
             .warm_up_time(Duration::from_secs(1))
             .measurement_time(Duration::from_secs(3));
-        compare(&mut group, &rt, "strata_tower", &strata, fresh_keys);
-        compare(&mut group, &rt, "tower_http_cache", &thc, fresh_keys);
+        compare(
+            &mut group,
+            &rt,
+            "strata_tower",
+            &strata,
+            fresh_keys,
+            request,
+        );
+        compare(
+            &mut group,
+            &rt,
+            "tower_http_cache",
+            &thc,
+            fresh_keys,
+            request,
+        );
         group.finish();
     }
 
@@ -203,13 +235,35 @@ fn bench(c: &mut Criterion) {
         .compress_above(1024)
         .build()
         .expect("layer");
-    let plain = plain_layer.layer(origin_with(json.clone(), "application/json"));
-    let packed = packed_layer.layer(origin_with(json.clone(), "application/json"));
+    let varied_layer = strata_tower::CacheLayer::builder()
+        .max_capacity(256 << 20)
+        .compress_above(1024)
+        .build()
+        .expect("layer");
+    let plain = plain_layer.layer(origin_with(json.clone(), "application/json", false));
+    let packed = packed_layer.layer(origin_with(json.clone(), "application/json", false));
+    let varied = varied_layer.layer(origin_with(json.clone(), "application/json", true));
     rt.block_on(async {
         for svc in [&plain, &packed] {
             let r = svc.clone().oneshot(request("/hit")).await.expect("call");
             r.into_body().collect().await.expect("body");
         }
+        let r = varied
+            .clone()
+            .oneshot(gzip_request("/hit"))
+            .await
+            .expect("call");
+        r.into_body().collect().await.expect("body");
+        let r = varied
+            .clone()
+            .oneshot(gzip_request("/hit"))
+            .await
+            .expect("call");
+        assert_eq!(
+            r.headers().get("content-encoding").map(|v| v.as_bytes()),
+            Some(&b"gzip"[..]),
+            "a client that takes gzip gets the stored bytes"
+        );
     });
     let (plain_bytes, packed_bytes) = (
         plain_layer.stats().weighted_size,
@@ -225,8 +279,31 @@ fn bench(c: &mut Criterion) {
     group
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3));
-    compare(&mut group, &rt, "strata_tower_plain", &plain, false);
-    compare(&mut group, &rt, "strata_tower_gzip", &packed, false);
+    compare(
+        &mut group,
+        &rt,
+        "strata_tower_plain",
+        &plain,
+        false,
+        request,
+    );
+    compare(
+        &mut group,
+        &rt,
+        "strata_tower_gzip",
+        &packed,
+        false,
+        request,
+    );
+    // Stored gzip, served as such to a client that takes it.
+    compare(
+        &mut group,
+        &rt,
+        "strata_tower_gzip_to_gzip_client",
+        &varied,
+        false,
+        gzip_request,
+    );
     group.finish();
 
     let mut group = c.benchmark_group("http_layer/key_extraction");

@@ -4,7 +4,7 @@
 //! | route | answer |
 //! |---|---|
 //! | `GET health` | `{"status":"ok"}` |
-//! | `GET stats` | the store's counters (entries, bytes, hits, misses, evictions, ...; the spill tier's when there is one; partial objects) |
+//! | `GET stats` | the store's counters (entries, bytes, hits, misses, evictions, ...; the spill tier's when there is one; the second tier's when there is one; partial objects) |
 //! | `GET hot-keys?limit=N` | the `N` (default 20, at most 1,000) most used stored resources, by the admission sketch's recent counts |
 //! | `GET tags` | every tag held, with its number of resources |
 //! | `POST invalidate` | body `{"key": K}`, `{"tag": T}` or `{"prefix": P}`: drops those resources; `{"invalidated": n}` |
@@ -156,6 +156,19 @@ async fn stats(State(admin): State<Arc<Admin>>) -> Json<Value> {
             "entries": spill.entries,
             "disk_bytes": spill.disk_bytes,
         },
+        "second_tier": admin.layer.second_tier_stats().map(|t| json!({
+            "hits": t.hits,
+            "misses": t.misses,
+            "errors": t.errors,
+            "corrupt": t.corrupt,
+            "fills_dropped": t.fills_dropped,
+            "skipped": t.skipped,
+            "writes": t.writes,
+            "write_errors": t.write_errors,
+            "purges": t.purges,
+            "purge_errors": t.purge_errors,
+            "invalidations_heard": t.invalidations_heard,
+        })),
         "partial_objects": shared.partials.as_ref().map(|partials| {
             let pieces = partials.stats();
             json!({ "pieces": pieces.entries, "bytes": pieces.weighted_size })

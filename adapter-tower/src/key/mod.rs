@@ -312,6 +312,36 @@ fn prefers(request: &HeaderMap, language: &str) -> bool {
             .any(|m| m.q == top && m.token.eq_ignore_ascii_case(language))
 }
 
+/// Whether the request's `Accept-Encoding` takes gzip (`gzip` or
+/// `x-gzip`, else `*`) with a nonzero weight no lower than the identity
+/// coding's, when that is named (RFC 9110 §12.5.3). No field, or one that
+/// does not parse, takes only the identity coding.
+pub(crate) fn accepts_gzip(request: &HeaderMap) -> bool {
+    let Some(list) = preferences(request.get_all(ACCEPT_ENCODING)) else {
+        return false;
+    };
+    let weight = |tokens: &[&str]| {
+        list.0
+            .iter()
+            .filter(|m| tokens.iter().any(|t| m.token.eq_ignore_ascii_case(t)))
+            .map(|m| m.q)
+            .max()
+    };
+    let gzip = weight(&["gzip", "x-gzip"]).or_else(|| weight(&["*"]));
+    let identity = weight(&["identity"]).unwrap_or(0);
+    gzip.is_some_and(|q| q > 0 && q >= identity)
+}
+
+/// Whether the response's `Vary` names `field`.
+pub(crate) fn varies_on(response: &HeaderMap, field: &HeaderName) -> bool {
+    response
+        .get_all(VARY)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|name| name.trim_matches(OWS).eq_ignore_ascii_case(field.as_str()))
+}
+
 /// The response's `Content-Language` when it is one language tag,
 /// lower-cased.
 fn content_language(response: &HeaderMap) -> Option<Box<str>> {
@@ -416,6 +446,41 @@ mod tests {
             assert_eq!(canonical(&["de;q=0"]).as_deref(), Some("de;q=0"));
             assert_eq!(canonical(&["de;q=0.05"]).as_deref(), Some("de;q=0.05"));
         }
+    }
+
+    #[test]
+    fn gzip_acceptance() {
+        let takes = |values: &[&str]| accepts_gzip(&field(ACCEPT_ENCODING, values));
+        for yes in [
+            &["gzip"][..],
+            &["br, GZIP;q=0.5"],
+            &["x-gzip"],
+            &["*"],
+            &["identity;q=0.5", "gzip"],
+            &["gzip;q=0.5, identity;q=0.5"],
+            &["*;q=0.3, br"],
+        ] {
+            assert!(takes(yes), "{yes:?}");
+        }
+        for no in [
+            &[][..],
+            &["br"],
+            &["gzip;q=0"],
+            &["gzip;q=0, *"],
+            &["*;q=0"],
+            &["identity, gzip;q=0.5"],
+            &["gzip;q=2"],
+            &["gzip;level=9"],
+        ] {
+            assert!(!takes(no), "{no:?}");
+        }
+        let vary = |value: &str| field(VARY, &[value]);
+        assert!(varies_on(
+            &vary("Origin,  accept-encoding"),
+            &ACCEPT_ENCODING
+        ));
+        assert!(!varies_on(&vary("accept-encodings"), &ACCEPT_ENCODING));
+        assert!(!varies_on(&HeaderMap::new(), &ACCEPT_ENCODING));
     }
 
     #[test]

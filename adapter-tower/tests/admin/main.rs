@@ -122,6 +122,7 @@ async fn stats_hot_keys_tags_and_invalidation() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(stats["entries"], 4);
     assert_eq!(stats["hits"], 14);
+    assert!(stats["second_tier"].is_null(), "no second tier");
     assert!(stats["weighted_size"].as_u64().unwrap() > 0);
 
     let (_, hot) = call("GET", &format!("{admin}/hot-keys?limit=2"), Some(TOKEN), "").await;

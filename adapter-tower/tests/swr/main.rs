@@ -292,3 +292,34 @@ async fn auto_refresh_keeps_hot_responses_fresh_and_leaves_cold_ones() {
         "no client request for /hot went upstream: {calls:?}"
     );
 }
+
+#[tokio::test]
+async fn the_auto_refresh_loop_ends_when_the_layer_is_dropped() {
+    use strata_tower::AutoRefresh;
+    // The loop owns a clone of the service; it is dropped when the loop
+    // ends, which the marker's count shows.
+    let marker = Arc::new(());
+    let held = Arc::clone(&marker);
+    let origin = tower::service_fn(move |_: Request<()>| {
+        let _held = &held;
+        async { Ok::<_, Infallible>(Response::new(Full::new(Bytes::new()))) }
+    });
+    let layer = CacheLayer::builder()
+        .auto_refresh(AutoRefresh::default().check_interval(Duration::from_millis(20)))
+        .build()
+        .unwrap();
+    layer.init_auto_refresh(origin.clone()).unwrap();
+    drop(origin);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        Arc::strong_count(&marker),
+        2,
+        "the loop runs while the layer lives"
+    );
+    drop(layer);
+    let started = Instant::now();
+    while Arc::strong_count(&marker) > 1 && started.elapsed() < Duration::from_secs(2) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(Arc::strong_count(&marker), 1, "the loop ended");
+}

@@ -2,6 +2,8 @@
 //! through a recorder and a subscriber that keep everything they are given.
 #![allow(clippy::unwrap_used)]
 
+#[path = "../../../adapter-redis/tests/support/server.rs"]
+mod server;
 #[path = "../support/mod.rs"]
 mod support;
 
@@ -161,7 +163,7 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Spans {
 }
 
 // One test: the recorder is global to this process.
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_emit_counters_latencies_spans_and_decisions() {
     let metrics = captured();
     let spans = Spans::default();
@@ -235,4 +237,78 @@ async fn requests_emit_counters_latencies_spans_and_decisions() {
         send(&mut svc, get(&format!("/big{i}"))).await;
     }
     assert!(metrics.counter("strata_http_evictions_total{}") > 0);
+
+    // Second-tier calls: their own latency samples and spans.
+    let Some(mut redis) = server::RedisServer::start() else {
+        return;
+    };
+    let with_tier = || async {
+        let tier = strata_redis::RedisTier::builder(redis.url())
+            .namespace("telemetry")
+            .timeout(std::time::Duration::from_millis(100))
+            .connect()
+            .await
+            .unwrap();
+        strata_tower::CacheLayer::builder()
+            .spawner(|task| {
+                tokio::spawn(task);
+            })
+            .second_tier(tier)
+            .build()
+            .unwrap()
+    };
+    let (writer, reader) = (with_tier().await, with_tier().await);
+    let samples = |result: &str| {
+        metrics
+            .histograms
+            .lock()
+            .unwrap()
+            .get(&format!(
+                "strata_http_upstream_seconds{{result={result},tier=l2}}"
+            ))
+            .map_or(0, Vec::len)
+    };
+    let tier_spans = || {
+        spans
+            .opened
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|n| *n == "strata_tower.tier")
+            .count()
+    };
+    let (doc, seen) = origin(|_, _| reply("shared", &[("cache-control", "max-age=60")]));
+    send(&mut layered(&writer, doc.clone()), get("/shared")).await;
+    assert_eq!(
+        (samples("ok"), tier_spans()),
+        (1, 1),
+        "the writer's miss in Redis"
+    );
+    let mut written = false;
+    for _ in 0..200 {
+        if writer.second_tier_stats().unwrap().writes == 1 {
+            written = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(written);
+    let (_, body) = send(&mut layered(&reader, doc.clone()), get("/shared")).await;
+    assert_eq!((body.as_ref(), seen.count()), (&b"shared"[..], 1));
+    assert_eq!(
+        (samples("ok"), tier_spans()),
+        (2, 2),
+        "the reader's hit in Redis"
+    );
+    redis.kill();
+    send(&mut layered(&reader, doc), get("/other")).await;
+    assert_eq!(samples("error"), 1, "a call to a dead Redis");
+    let failed = metrics
+        .histograms
+        .lock()
+        .unwrap()
+        .get("strata_http_upstream_seconds{result=error,tier=l2}")
+        .cloned()
+        .unwrap_or_default();
+    assert!(failed[0] < 1.0, "bounded by the tier's timeout: {failed:?}");
 }
