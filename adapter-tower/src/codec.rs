@@ -4,10 +4,15 @@
 //! directives and derived freshness.
 //!
 //! ```text
-//! | version 2 | variant count (u8) | variant* |
+//! | version 3 | variant count (u8) | variant* |
 //! variant: status u16 | request ms u64 | response ms u64 | fallback? | override u8
-//!          | initial age? | lifetime? | vary | directives | fields | body | gzip of?
+//!          | initial age? | lifetime? | vary | directives | fields | body
+//!          | coding u8 (0 none, 1 gzip, 2 zstd) | length before u64 (0 if none)
 //! ```
+//!
+//! Version 2 (still read) ended with `gzip of?` instead. A body compressed
+//! in a way this build cannot decompress is a decoding error (a miss), not
+//! a stored response that cannot be served.
 //!
 //! Numbers are little-endian; `?` is a presence byte then a `u64`; strings
 //! and byte strings carry a `u32` length. Decoding checks every length
@@ -22,12 +27,15 @@ use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::StatusCode;
 use strata::codec::{Codec, DecodeError};
 
+use crate::compress::{Compression, Packed};
 use crate::entry::{Stored, Variants, MAX_VARIANTS};
 use crate::key::VaryKey;
 use crate::policy::freshness::Timing;
 use crate::policy::Directives;
 
-const VERSION: u8 = 2;
+const VERSION: u8 = 3;
+/// The version before zstd, still read.
+const GZIP_ONLY: u8 = 2;
 const WHAT: &str = "stored HTTP responses";
 
 fn invalid(reason: impl Into<String>) -> DecodeError {
@@ -49,7 +57,8 @@ impl Codec for Variants {
 
     fn decode(bytes: Bytes) -> Result<Self, DecodeError> {
         let mut input = Reader { bytes, at: 0 };
-        if input.u8()? != VERSION {
+        let version = input.u8()?;
+        if version != VERSION && version != GZIP_ONLY {
             return Err(invalid("unknown version"));
         }
         let count = usize::from(input.u8()?);
@@ -58,7 +67,7 @@ impl Codec for Variants {
         }
         let mut list = Vec::with_capacity(count);
         for _ in 0..count {
-            list.push(Arc::new(decode_stored(&mut input)?));
+            list.push(Arc::new(decode_stored(&mut input, version)?));
         }
         if input.at != input.bytes.len() {
             return Err(invalid("bytes after the last variant"));
@@ -127,10 +136,16 @@ fn encode_stored(stored: &Stored, out: &mut Vec<u8>) {
         put_bytes(out, value.as_bytes());
     }
     put_bytes(out, &stored.body);
-    put_opt(out, stored.gzip_of);
+    match stored.packed {
+        None => out.extend_from_slice(&[0; 9]),
+        Some(packed) => {
+            out.push(packed.coding.tag());
+            out.extend_from_slice(&packed.len.to_le_bytes());
+        }
+    }
 }
 
-fn decode_stored(input: &mut Reader) -> Result<Stored, DecodeError> {
+fn decode_stored(input: &mut Reader, version: u8) -> Result<Stored, DecodeError> {
     let status = StatusCode::from_u16(input.u16()?).map_err(|e| invalid(e.to_string()))?;
     let timing = Timing {
         request_time: from_unix_ms(input.u64()?),
@@ -197,7 +212,20 @@ fn decode_stored(input: &mut Reader) -> Result<Stored, DecodeError> {
         headers.append(name, value);
     }
     let body = input.bytes()?;
-    let gzip_of = input.opt()?;
+    let (tag, len) = if version == GZIP_ONLY {
+        input.opt()?.map_or((0, 0), |len| (1, len))
+    } else {
+        (input.u8()?, input.u64()?)
+    };
+    let packed = match tag {
+        0 if len == 0 => None,
+        0 => return Err(invalid("a length behind no coding")),
+        tag => {
+            let coding = Compression::from_tag(tag)
+                .ok_or_else(|| invalid(format!("body coding {tag}, not built in")))?;
+            Some(Packed { coding, len })
+        }
+    };
     Ok(Stored {
         status,
         headers,
@@ -209,7 +237,7 @@ fn decode_stored(input: &mut Reader) -> Result<Stored, DecodeError> {
         override_cc,
         initial_age,
         lifetime,
-        gzip_of,
+        packed,
     })
 }
 
@@ -379,12 +407,15 @@ mod tests {
             override_cc: false,
             initial_age: Some(3),
             lifetime: Some(60),
-            gzip_of: None,
+            packed: None,
         };
         let mut other = stored.clone();
         other.status = StatusCode::NOT_FOUND;
         other.body = Bytes::new();
-        other.gzip_of = Some(123);
+        other.packed = Some(Packed {
+            coding: Compression::Gzip,
+            len: 123,
+        });
         Variants::from_list(vec![Arc::new(stored), Arc::new(other)])
     }
 
@@ -415,14 +446,14 @@ mod tests {
                     a.override_cc,
                     a.initial_age,
                     a.lifetime,
-                    a.gzip_of
+                    a.packed
                 ),
                 (
                     b.fallback,
                     b.override_cc,
                     b.initial_age,
                     b.lifetime,
-                    b.gzip_of
+                    b.packed
                 )
             );
         }
@@ -448,5 +479,50 @@ mod tests {
         }
         let huge_count = [VERSION, 1, 200, 0, 0xff, 0xff, 0xff, 0xff];
         assert!(Variants::decode(Bytes::copy_from_slice(&huge_count)).is_err());
+    }
+
+    /// The offset of the first variant's coding byte in `encoded(&sample())`.
+    fn coding_at(bytes: &[u8]) -> usize {
+        // The first variant's body ("hello world") ends right before it.
+        let body = bytes
+            .windows(15)
+            .position(|w| w == b"\x0b\0\0\0hello world")
+            .expect("the body");
+        body + 15
+    }
+
+    #[test]
+    fn codings_this_build_lacks_and_the_gzip_only_version() {
+        let bytes = encoded(&sample());
+        let at = coding_at(&bytes);
+        assert_eq!(&bytes[at..at + 9], &[0; 9], "stored plain");
+        let mut unknown = bytes.clone();
+        unknown[at] = 9;
+        unknown[at + 1] = 1;
+        assert!(Variants::decode(Bytes::from(unknown)).is_err());
+        let mut zstd = bytes.clone();
+        zstd[at] = 2;
+        zstd[at + 1] = 1;
+        assert_eq!(
+            Variants::decode(Bytes::from(zstd)).is_ok(),
+            cfg!(feature = "compression-zstd")
+        );
+        let mut stray_length = bytes.clone();
+        stray_length[at + 1] = 1;
+        assert!(Variants::decode(Bytes::from(stray_length)).is_err());
+
+        // Version 2: `gzip of?` (a presence flag and a u64) in its place.
+        let mut old = bytes.clone();
+        old[0] = GZIP_ONLY;
+        old[at] = 1;
+        old[at + 1] = 42;
+        let back = Variants::decode(Bytes::from(old)).expect("version 2 decodes");
+        assert_eq!(
+            back.iter().next().and_then(|s| s.packed),
+            Some(Packed {
+                coding: Compression::Gzip,
+                len: 42
+            })
+        );
     }
 }

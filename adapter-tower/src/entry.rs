@@ -29,8 +29,9 @@ pub(crate) struct Stored {
     pub(crate) initial_age: Option<u64>,
     /// Likewise: the freshness lifetime, for the layer's `shared` setting.
     pub(crate) lifetime: Option<u64>,
-    /// `body` is gzip of this many bytes (feature `compression`).
-    pub(crate) gzip_of: Option<u64>,
+    /// `body` is compressed (feature `compression`): how, and from how
+    /// many bytes.
+    pub(crate) packed: Option<crate::compress::Packed>,
 }
 
 impl Stored {
@@ -65,15 +66,16 @@ impl Stored {
 
     /// The length of the body as the origin sent it.
     pub(crate) fn body_len(&self) -> u64 {
-        self.gzip_of.unwrap_or(self.body.len() as u64)
+        self.packed
+            .map_or(self.body.len() as u64, |packed| packed.len)
     }
 
     /// The body as the origin sent it (decompressed if it is stored
     /// compressed); `None` if it does not decompress.
     pub(crate) fn plain_body(&self) -> Option<Bytes> {
-        match self.gzip_of {
+        match self.packed {
             None => Some(self.body.clone()),
-            Some(len) => crate::compress::gunzip(&self.body, len),
+            Some(packed) => crate::compress::unpack(&self.body, packed),
         }
     }
 
@@ -182,7 +184,7 @@ impl Stored {
             override_cc: self.override_cc,
             initial_age: None,
             lifetime: None,
-            gzip_of: self.gzip_of,
+            packed: self.packed,
         }
         .derive(shared)
     }

@@ -95,10 +95,13 @@ pub struct Config {
     /// [`CacheLayer::init_auto_refresh`]). Default none.
     #[cfg(feature = "auto-refresh")]
     pub auto_refresh: Option<crate::AutoRefresh>,
-    /// Keep compressible bodies of at least this many bytes gzip-compressed
-    /// in the store (feature `compression`). Default none.
+    /// Keep compressible bodies of at least this many bytes compressed in
+    /// the store (feature `compression`). Default none.
     #[cfg(feature = "compression")]
     pub compress_above: Option<usize>,
+    /// How: gzip, or zstd with feature `compression-zstd`. Default gzip.
+    #[cfg(feature = "compression")]
+    pub compression: crate::Compression,
 }
 
 type MethodFn = dyn Fn(&Method) -> bool + Send + Sync;
@@ -191,6 +194,8 @@ impl Default for Config {
             auto_refresh: None,
             #[cfg(feature = "compression")]
             compress_above: None,
+            #[cfg(feature = "compression")]
+            compression: crate::Compression::Gzip,
         }
     }
 }
@@ -454,16 +459,17 @@ impl CacheLayerBuilder {
         self
     }
 
-    /// Keep bodies of at least `bytes` bytes gzip-compressed in the store
-    /// when their media type is textual (`text/*`, JSON, XML, JavaScript,
-    /// SVG), they carry no `Content-Encoding`, and compression saves at
-    /// least an eighth (feature `compression`). Default off.
+    /// Keep bodies of at least `bytes` bytes compressed in the store (gzip
+    /// unless [`compression`](Self::compression) says otherwise) when their
+    /// media type is textual (`text/*`, JSON, XML, JavaScript, SVG), they
+    /// carry no `Content-Encoding`, and compression saves at least an
+    /// eighth (feature `compression`). Default off.
     ///
-    /// A hit is sent compressed, with `Content-Encoding: gzip` and a weak
-    /// `ETag`, when the client takes gzip and the response varies on
-    /// `Accept-Encoding` (so no downstream cache can hand it to a client
-    /// that does not); otherwise, and for ranges, it is decompressed and
-    /// the client gets the body as the origin sent it.
+    /// A hit is sent compressed, with `Content-Encoding: gzip` (or `zstd`)
+    /// and a weak `ETag`, when the client takes that coding and the
+    /// response varies on `Accept-Encoding` (so no downstream cache can
+    /// hand it to a client that does not); otherwise, and for ranges, it is
+    /// decompressed and the client gets the body as the origin sent it.
     ///
     /// ```
     /// // JSON and HTML bodies of 1 KiB or more take about a seventh of the
@@ -479,6 +485,27 @@ impl CacheLayerBuilder {
     #[cfg(feature = "compression")]
     pub fn compress_above(mut self, bytes: usize) -> Self {
         self.config.compress_above = Some(bytes);
+        self
+    }
+
+    /// How [`compress_above`](Self::compress_above) compresses: gzip (the
+    /// default; every client takes it as such), or zstd (feature
+    /// `compression-zstd`: smaller and faster to decompress, taken as such
+    /// by current browsers; other clients' hits are decompressed).
+    ///
+    /// ```
+    /// # #[cfg(feature = "compression-zstd")] {
+    /// let layer = strata_tower::CacheLayer::builder()
+    ///     .compress_above(1024)
+    ///     .compression(strata_tower::Compression::Zstd)
+    ///     .build()?;
+    /// # let _ = layer;
+    /// # }
+    /// # Ok::<(), strata::ConfigError>(())
+    /// ```
+    #[cfg(feature = "compression")]
+    pub fn compression(mut self, compression: crate::Compression) -> Self {
+        self.config.compression = compression;
         self
     }
 

@@ -56,6 +56,7 @@
 //! | `admin` | [`CacheLayer::admin_router`]: an axum router with `health`, `stats`, `hot-keys`, `tags` and `invalidate` (by key, tag or prefix) behind a bearer token; see [`admin`] |
 //! | `auto-refresh` | [`CacheLayerBuilder::auto_refresh`] and [`CacheLayer::init_auto_refresh`]: responses read often are revalidated in the background before they expire (a tokio task) |
 //! | `compression` | [`CacheLayerBuilder::compress_above`]: textual bodies kept gzip-compressed in the store, sent as they are to clients that take gzip when the response varies on `Accept-Encoding`, decompressed for the others |
+//! | `compression-zstd` | [`Compression::Zstd`] for [`CacheLayerBuilder::compression`]: zstd instead of gzip (libzstd, a C library built by `zstd-sys`) |
 //! | `metrics` | counters and histograms through the [`metrics`](https://docs.rs/metrics) facade: responses by outcome, stores, revalidations, evictions, upstream latency (names below) |
 //! | `tracing` | [`tracing`](https://docs.rs/tracing) spans around each request and upstream call, and an event per cache decision |
 //!
@@ -143,6 +144,8 @@ mod telemetry;
 mod tier;
 
 pub use body::{BoxError, CacheBody};
+#[cfg(feature = "compression")]
+pub use compress::Compression;
 pub use events::{CacheEvent, EventLog};
 pub use key::KeyExtractor;
 pub use layer::{

@@ -203,9 +203,11 @@ where
             }
         }
     }
-    // Whether a response stored gzip-compressed may go out as such.
-    let gzip_ok = stored.as_ref().is_some_and(|s| s.gzip_of.is_some())
-        && key::accepts_gzip(request.headers());
+    // Whether a response stored compressed may go out as such.
+    let packed_ok = stored
+        .as_ref()
+        .and_then(|s| s.packed)
+        .is_some_and(|packed| key::accepts_coding(request.headers(), packed.coding.token()));
     let mut detail = match (&variants, &stored) {
         (None, _) => "fwd=uri-miss",
         (Some(_), None) => "fwd=vary-miss",
@@ -245,7 +247,7 @@ where
                         &method,
                         &client_headers,
                         &status,
-                        gzip_ok,
+                        packed_ok,
                     ));
                 }
             }
@@ -255,7 +257,7 @@ where
                 &method,
                 request.headers(),
                 &status,
-                gzip_ok,
+                packed_ok,
             ));
         }
         let may_serve_stale = !revalidate
@@ -273,7 +275,7 @@ where
                 &method,
                 request.headers(),
                 "hit; stale",
-                gzip_ok,
+                packed_ok,
             ));
         }
         let window = stored
@@ -296,7 +298,7 @@ where
                     &method,
                     &client_headers,
                     "hit; stale; detail=revalidating",
-                    gzip_ok,
+                    packed_ok,
                 ));
             }
             // One is running already.
@@ -306,7 +308,7 @@ where
                 &method,
                 request.headers(),
                 "hit; stale",
-                gzip_ok,
+                packed_ok,
             ));
         }
         if request_directives.no_cache {
@@ -385,7 +387,7 @@ where
             &method,
             conditionals,
             "fwd=stale; fwd-status=304",
-            gzip_ok,
+            packed_ok,
         ));
     }
     if let (Some(stored), true) = (
@@ -406,7 +408,7 @@ where
                     &method,
                     conditionals,
                     &detail,
-                    gzip_ok,
+                    packed_ok,
                 ));
             }
             HeadCheck::Changed => drop_variant(&shared, &key, &stored.vary),
@@ -424,7 +426,14 @@ where
             let age = stored.age(SystemTime::now());
             let conditionals = client_conditionals.as_ref().unwrap_or(&request_headers);
             let detail = format!("hit; stale; fwd-status={}", response.status().as_u16());
-            return Ok(serve(stored, age, &method, conditionals, &detail, gzip_ok));
+            return Ok(serve(
+                stored,
+                age,
+                &method,
+                conditionals,
+                &detail,
+                packed_ok,
+            ));
         }
     }
     let detail = if client_conditionals.is_some() {
@@ -692,7 +701,7 @@ where
         override_cc: !config.respect_cache_control,
         initial_age: None,
         lifetime: None,
-        gzip_of: None,
+        packed: None,
     };
     #[cfg(feature = "compression")]
     let compress_above = config.compress_above.filter(|_| {
@@ -704,6 +713,8 @@ where
                     .and_then(|v| v.to_str().ok()),
             )
     });
+    #[cfg(feature = "compression")]
+    let compression = config.compression;
     let key = outcome.key;
     let shared_mode = config.shared;
     let store = Arc::clone(shared);
@@ -716,18 +727,18 @@ where
             return;
         }
         #[cfg(feature = "compression")]
-        let (bytes, gzip_of) = match compress_above
+        let (bytes, packed) = match compress_above
             .filter(|&above| bytes.len() >= above)
-            .and_then(|_| crate::compress::gzip(&bytes))
+            .and_then(|_| crate::compress::pack(compression, &bytes))
         {
-            Some(packed) => (packed, Some(bytes.len() as u64)),
+            Some((packed, meta)) => (packed, Some(meta)),
             None => (bytes, None),
         };
         #[cfg(not(feature = "compression"))]
-        let gzip_of = None;
+        let packed = None;
         let stored = Stored {
             body: bytes,
-            gzip_of,
+            packed,
             ..template
         }
         .derive(shared_mode);
@@ -809,7 +820,7 @@ where
         override_cc: !config.respect_cache_control,
         initial_age: None,
         lifetime: None,
-        gzip_of: None,
+        packed: None,
     }
     .derive(config.shared);
     let expected = range.end - range.start;
@@ -931,8 +942,8 @@ fn forwarded<B>(response: Response<B>, detail: &str) -> Response<CacheBody<B>> {
 
 /// A stored response for this request: a 304 if the client's
 /// conditionals match it, without a body for HEAD, with `Age`. A body kept
-/// gzip-compressed goes out as such when `gzip_ok` (the client takes gzip)
-/// and the response varies on `Accept-Encoding`; otherwise it is
+/// compressed goes out as such when `packed_ok` (the client takes its
+/// coding) and the response varies on `Accept-Encoding`; otherwise it is
 /// decompressed.
 fn serve<B>(
     stored: &Stored,
@@ -940,11 +951,11 @@ fn serve<B>(
     method: &Method,
     conditionals: &HeaderMap,
     detail: &str,
-    gzip_ok: bool,
+    packed_ok: bool,
 ) -> Response<CacheBody<B>> {
-    let gzip = gzip_ok
-        && stored.gzip_of.is_some()
-        && key::varies_on(&stored.headers, &header::ACCEPT_ENCODING);
+    let packed = stored
+        .packed
+        .filter(|_| packed_ok && key::varies_on(&stored.headers, &header::ACCEPT_ENCODING));
     let mut response = if not_modified(conditionals, stored) {
         let mut response = Response::new(CacheBody::empty());
         *response.status_mut() = StatusCode::NOT_MODIFIED;
@@ -961,7 +972,7 @@ fn serve<B>(
                 response.headers_mut().append(name.clone(), value.clone());
             }
         }
-        if gzip {
+        if packed.is_some() {
             weaken_etag(response.headers_mut());
         }
         response
@@ -975,12 +986,14 @@ fn serve<B>(
         let mut response = Response::new(CacheBody::empty());
         *response.headers_mut() = stored.headers.clone();
         match answer {
-            range::Answer::Whole if gzip => {
-                // The gzip representation: its own length, a weak ETag (the
-                // bytes differ from the identity ones), no ranges of it.
+            range::Answer::Whole if packed.is_some() => {
+                // The compressed representation: its own length, a weak
+                // ETag (the bytes differ from the identity ones), no
+                // ranges of it.
+                let coding = packed.map_or("identity", |p| p.coding.token());
                 *response.status_mut() = stored.status;
                 let headers = response.headers_mut();
-                headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+                headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static(coding));
                 headers.insert(header::CONTENT_LENGTH, HeaderValue::from(stored.body.len()));
                 headers.remove(header::ACCEPT_RANGES);
                 headers.remove("content-md5");
@@ -1034,8 +1047,8 @@ fn serve<B>(
     response
 }
 
-/// Makes a strong `ETag` weak (`"x"` becomes `W/"x"`): the layer's gzip
-/// representation is not byte-for-byte the origin's, so it must not pass
+/// Makes a strong `ETag` weak (`"x"` becomes `W/"x"`): the layer's
+/// compressed representation is not byte-for-byte the origin's, so it must not pass
 /// a strong comparison (`If-Range`), while `If-None-Match` still matches.
 fn weaken_etag(headers: &mut HeaderMap) {
     let Some(etag) = headers.get(header::ETAG) else {

@@ -93,8 +93,8 @@ fn request(path: &str) -> Request<()> {
         .expect("request")
 }
 
-/// A request from a client that takes gzip, as browsers send it.
-fn gzip_request(path: &str) -> Request<()> {
+/// A request from a client that takes gzip and zstd, as browsers send it.
+fn browser_request(path: &str) -> Request<()> {
     Request::get(path)
         .header("host", "bench.example")
         .header("accept-encoding", "gzip, deflate, br, zstd")
@@ -229,52 +229,58 @@ fn bench(c: &mut Criterion) {
 
     // Compression of stored bodies: the memory saved, and what a hit costs.
     let json = json_rows();
+    let compressing = |coding| {
+        strata_tower::CacheLayer::builder()
+            .max_capacity(256 << 20)
+            .compress_above(1024)
+            .compression(coding)
+            .build()
+            .expect("layer")
+    };
     let plain_layer = strata_tower::CacheLayer::new(256 << 20).expect("layer");
-    let packed_layer = strata_tower::CacheLayer::builder()
-        .max_capacity(256 << 20)
-        .compress_above(1024)
-        .build()
-        .expect("layer");
-    let varied_layer = strata_tower::CacheLayer::builder()
-        .max_capacity(256 << 20)
-        .compress_above(1024)
-        .build()
-        .expect("layer");
-    let plain = plain_layer.layer(origin_with(json.clone(), "application/json", false));
-    let packed = packed_layer.layer(origin_with(json.clone(), "application/json", false));
-    let varied = varied_layer.layer(origin_with(json.clone(), "application/json", true));
+    let gzip_layer = compressing(strata_tower::Compression::Gzip);
+    let zstd_layer = compressing(strata_tower::Compression::Zstd);
+    let gzip_varied_layer = compressing(strata_tower::Compression::Gzip);
+    let zstd_varied_layer = compressing(strata_tower::Compression::Zstd);
+    let json_origin = |vary| origin_with(json.clone(), "application/json", vary);
+    let plain = plain_layer.layer(json_origin(false));
+    let gzip = gzip_layer.layer(json_origin(false));
+    let zstd = zstd_layer.layer(json_origin(false));
+    let gzip_varied = gzip_varied_layer.layer(json_origin(true));
+    let zstd_varied = zstd_varied_layer.layer(json_origin(true));
     rt.block_on(async {
-        for svc in [&plain, &packed] {
+        for svc in [&plain, &gzip, &zstd] {
             let r = svc.clone().oneshot(request("/hit")).await.expect("call");
             r.into_body().collect().await.expect("body");
         }
-        let r = varied
-            .clone()
-            .oneshot(gzip_request("/hit"))
-            .await
-            .expect("call");
-        r.into_body().collect().await.expect("body");
-        let r = varied
-            .clone()
-            .oneshot(gzip_request("/hit"))
-            .await
-            .expect("call");
-        assert_eq!(
-            r.headers().get("content-encoding").map(|v| v.as_bytes()),
-            Some(&b"gzip"[..]),
-            "a client that takes gzip gets the stored bytes"
-        );
+        for (svc, coding) in [(&gzip_varied, "gzip"), (&zstd_varied, "zstd")] {
+            for check in [false, true] {
+                let r = svc
+                    .clone()
+                    .oneshot(browser_request("/hit"))
+                    .await
+                    .expect("call");
+                if check {
+                    assert_eq!(
+                        r.headers().get("content-encoding").map(|v| v.as_bytes()),
+                        Some(coding.as_bytes()),
+                        "a client that takes the coding gets the stored bytes"
+                    );
+                }
+                r.into_body().collect().await.expect("body");
+            }
+        }
     });
-    let (plain_bytes, packed_bytes) = (
-        plain_layer.stats().weighted_size,
-        packed_layer.stats().weighted_size,
-    );
-    eprintln!(
-        "http_layer/compression: a {} B JSON response weighs {plain_bytes} B stored plain, \
-         {packed_bytes} B stored gzip ({:.1}x less)",
-        json.len(),
-        plain_bytes as f64 / packed_bytes.max(1) as f64
-    );
+    let plain_bytes = plain_layer.stats().weighted_size;
+    for (name, layer) in [("gzip", &gzip_layer), ("zstd", &zstd_layer)] {
+        let packed_bytes = layer.stats().weighted_size;
+        eprintln!(
+            "http_layer/compression: a {} B JSON response weighs {plain_bytes} B stored plain, \
+             {packed_bytes} B stored {name} ({:.1}x less)",
+            json.len(),
+            plain_bytes as f64 / packed_bytes.max(1) as f64
+        );
+    }
     let mut group = c.benchmark_group("http_layer/hit_json_24KiB");
     group
         .warm_up_time(Duration::from_secs(1))
@@ -287,22 +293,25 @@ fn bench(c: &mut Criterion) {
         false,
         request,
     );
+    // Stored compressed, decompressed for a client that takes no coding.
+    compare(&mut group, &rt, "strata_tower_gzip", &gzip, false, request);
+    compare(&mut group, &rt, "strata_tower_zstd", &zstd, false, request);
+    // Stored compressed, sent as such to a client that takes the coding.
     compare(
         &mut group,
         &rt,
-        "strata_tower_gzip",
-        &packed,
+        "strata_tower_gzip_to_browser",
+        &gzip_varied,
         false,
-        request,
+        browser_request,
     );
-    // Stored gzip, served as such to a client that takes it.
     compare(
         &mut group,
         &rt,
-        "strata_tower_gzip_to_gzip_client",
-        &varied,
+        "strata_tower_zstd_to_browser",
+        &zstd_varied,
         false,
-        gzip_request,
+        browser_request,
     );
     group.finish();
 

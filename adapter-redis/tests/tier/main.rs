@@ -162,7 +162,9 @@ async fn a_prefix_is_invalidated_literally_over_the_whole_keyspace() {
     assert_eq!(a.tier().invalidate_prefix(b"user:*").await.unwrap(), 1);
     assert_eq!(a.tier().invalidate_prefix(b"user:[").await.unwrap(), 1);
     assert_eq!(a.tier().invalidate_prefix(b"nothing:").await.unwrap(), 0);
-    assert_eq!(a.tier().invalidate_prefix(b"user:").await.unwrap(), 2_500);
+    assert_eq!(a.invalidate_prefix(b"user:").await.unwrap(), 2_500);
+    assert!(a.l1().peek("user:0").is_none(), "gone from the caller's L1");
+    assert!(a.l1().peek("userx").is_some());
     assert_eq!(server.command("DBSIZE").as_deref(), Some(":3\r\n"));
     for key in ["userx", "order:1", "other:user:1"] {
         let exists = server.command(&format!("EXISTS test:d:{key}"));

@@ -312,11 +312,11 @@ fn prefers(request: &HeaderMap, language: &str) -> bool {
             .any(|m| m.q == top && m.token.eq_ignore_ascii_case(language))
 }
 
-/// Whether the request's `Accept-Encoding` takes gzip (`gzip` or
-/// `x-gzip`, else `*`) with a nonzero weight no lower than the identity
+/// Whether the request's `Accept-Encoding` takes `coding` (`gzip` also as
+/// `x-gzip`; else `*`) with a nonzero weight no lower than the identity
 /// coding's, when that is named (RFC 9110 §12.5.3). No field, or one that
 /// does not parse, takes only the identity coding.
-pub(crate) fn accepts_gzip(request: &HeaderMap) -> bool {
+pub(crate) fn accepts_coding(request: &HeaderMap, coding: &str) -> bool {
     let Some(list) = preferences(request.get_all(ACCEPT_ENCODING)) else {
         return false;
     };
@@ -327,9 +327,15 @@ pub(crate) fn accepts_gzip(request: &HeaderMap) -> bool {
             .map(|m| m.q)
             .max()
     };
-    let gzip = weight(&["gzip", "x-gzip"]).or_else(|| weight(&["*"]));
+    let named = if coding == "gzip" {
+        weight(&["gzip", "x-gzip"])
+    } else {
+        weight(&[coding])
+    };
     let identity = weight(&["identity"]).unwrap_or(0);
-    gzip.is_some_and(|q| q > 0 && q >= identity)
+    named
+        .or_else(|| weight(&["*"]))
+        .is_some_and(|q| q > 0 && q >= identity)
 }
 
 /// Whether the response's `Vary` names `field`.
@@ -449,8 +455,8 @@ mod tests {
     }
 
     #[test]
-    fn gzip_acceptance() {
-        let takes = |values: &[&str]| accepts_gzip(&field(ACCEPT_ENCODING, values));
+    fn coding_acceptance() {
+        let takes = |values: &[&str]| accepts_coding(&field(ACCEPT_ENCODING, values), "gzip");
         for yes in [
             &["gzip"][..],
             &["br, GZIP;q=0.5"],
@@ -474,6 +480,11 @@ mod tests {
         ] {
             assert!(!takes(no), "{no:?}");
         }
+        let zstd = |values: &[&str]| accepts_coding(&field(ACCEPT_ENCODING, values), "zstd");
+        assert!(zstd(&["gzip, deflate, br, zstd"]));
+        assert!(!zstd(&["gzip, x-gzip"]), "no alias");
+        assert!(!zstd(&["zstd;q=0, *"]));
+        assert!(zstd(&["*"]));
         let vary = |value: &str| field(VARY, &[value]);
         assert!(varies_on(
             &vary("Origin,  accept-encoding"),

@@ -8,7 +8,7 @@
 mod support;
 
 use http::Request;
-use strata_tower::CacheLayer;
+use strata_tower::{CacheLayer, Compression};
 use support::{get, get_with, layered, origin, reply, send, status};
 
 fn json_body() -> &'static str {
@@ -116,97 +116,124 @@ async fn binary_encoded_and_small_bodies_are_stored_as_they_are() {
     }
 }
 
-fn gunzip(bytes: &[u8]) -> Vec<u8> {
+fn decompress(coding: Compression, bytes: &[u8]) -> Vec<u8> {
     use std::io::Read;
     let mut out = Vec::new();
-    flate2::read::GzDecoder::new(bytes)
-        .read_to_end(&mut out)
-        .unwrap();
+    match coding {
+        Compression::Gzip => {
+            flate2::read::GzDecoder::new(bytes)
+                .read_to_end(&mut out)
+                .unwrap();
+        }
+        Compression::Zstd => out = zstd::decode_all(bytes).unwrap(),
+        _ => unreachable!("a coding this test does not know"),
+    }
     out
 }
 
 #[tokio::test]
-async fn clients_that_take_gzip_get_the_stored_bytes_when_the_response_varies_on_it() {
+async fn clients_that_take_the_coding_get_the_stored_bytes_when_the_response_varies_on_it() {
     let body = json_body();
-    let (origin, seen) = origin(move |_, _| {
-        reply(
-            body,
-            &[
-                ("cache-control", "max-age=60"),
-                ("content-type", "application/json"),
-                ("vary", "Accept-Encoding"),
-                ("etag", "\"v1\""),
-                ("accept-ranges", "bytes"),
-            ],
-        )
-    });
-    let layer = layer(true);
-    let mut svc = layered(&layer, origin);
-    let gzip = |uri: &str| get_with(uri, "accept-encoding", "gzip, br");
+    let mut stored_sizes = Vec::new();
+    for (coding, token) in [(Compression::Gzip, "gzip"), (Compression::Zstd, "zstd")] {
+        let (origin, seen) = origin(move |_, _| {
+            reply(
+                body,
+                &[
+                    ("cache-control", "max-age=60"),
+                    ("content-type", "application/json"),
+                    ("vary", "Accept-Encoding"),
+                    ("etag", "\"v1\""),
+                    ("accept-ranges", "bytes"),
+                ],
+            )
+        });
+        let layer = CacheLayer::builder()
+            .max_capacity(16 << 20)
+            .compress_above(1024)
+            .compression(coding)
+            .build()
+            .unwrap();
+        let mut svc = layered(&layer, origin);
+        // As browsers send it: both codings taken.
+        let takes = |uri: &str| get_with(uri, "accept-encoding", "gzip, deflate, br, zstd");
 
-    let (miss, bytes) = send(&mut svc, gzip("/users")).await;
-    assert!(status(&miss).contains("fwd=uri-miss"));
-    assert_eq!(
-        bytes, body,
-        "the first response streams as the origin sent it"
-    );
-    let (hit, bytes) = send(&mut svc, gzip("/users")).await;
-    assert!(status(&hit).contains("hit"), "{}", status(&hit));
-    assert_eq!(hit.headers()["content-encoding"], "gzip");
-    assert_eq!(hit.headers()["etag"], "W/\"v1\"", "not the identity bytes");
-    assert!(!hit.headers().contains_key("accept-ranges"));
-    assert_eq!(hit.headers()["vary"], "Accept-Encoding");
-    assert_eq!(
-        hit.headers()["content-length"],
-        bytes.len().to_string().as_str()
-    );
-    assert!(bytes.len() * 4 < body.len(), "{} bytes", bytes.len());
-    assert_eq!(gunzip(&bytes), body.as_bytes());
+        let (miss, bytes) = send(&mut svc, takes("/users")).await;
+        assert!(status(&miss).contains("fwd=uri-miss"));
+        assert_eq!(
+            bytes, body,
+            "the first response streams as the origin sent it"
+        );
+        let (hit, bytes) = send(&mut svc, takes("/users")).await;
+        assert!(status(&hit).contains("hit"), "{}", status(&hit));
+        assert_eq!(hit.headers()["content-encoding"], token);
+        assert_eq!(hit.headers()["etag"], "W/\"v1\"", "not the identity bytes");
+        assert!(!hit.headers().contains_key("accept-ranges"));
+        assert_eq!(hit.headers()["vary"], "Accept-Encoding");
+        assert_eq!(
+            hit.headers()["content-length"],
+            bytes.len().to_string().as_str()
+        );
+        assert!(
+            bytes.len() * 4 < body.len(),
+            "{token}: {} bytes",
+            bytes.len()
+        );
+        assert_eq!(decompress(coding, &bytes), body.as_bytes());
+        stored_sizes.push(bytes.len());
 
-    // HEAD describes the same representation, without the body.
-    let head = Request::head("/users")
-        .header("host", "example.com")
-        .header("accept-encoding", "gzip, br")
-        .body(())
-        .unwrap();
-    let (head, empty) = send(&mut svc, head).await;
-    assert!(empty.is_empty());
-    assert_eq!(head.headers()["content-encoding"], "gzip");
-    assert_eq!(
-        head.headers()["content-length"],
-        hit.headers()["content-length"]
-    );
+        // HEAD describes the same representation, without the body.
+        let head = Request::head("/users")
+            .header("host", "example.com")
+            .header("accept-encoding", "gzip, deflate, br, zstd")
+            .body(())
+            .unwrap();
+        let (head, empty) = send(&mut svc, head).await;
+        assert!(empty.is_empty());
+        assert_eq!(head.headers()["content-encoding"], token);
+        assert_eq!(
+            head.headers()["content-length"],
+            hit.headers()["content-length"]
+        );
 
-    // The weak ETag still validates: a 304 that names it again.
-    let mut conditional = gzip("/users");
-    conditional
-        .headers_mut()
-        .insert("if-none-match", "W/\"v1\"".parse().unwrap());
-    let (not_modified, _) = send(&mut svc, conditional).await;
-    assert_eq!(not_modified.status(), 304);
-    assert_eq!(not_modified.headers()["etag"], "W/\"v1\"");
+        // The weak ETag still validates: a 304 that names it again.
+        let mut conditional = takes("/users");
+        conditional
+            .headers_mut()
+            .insert("if-none-match", "W/\"v1\"".parse().unwrap());
+        let (not_modified, _) = send(&mut svc, conditional).await;
+        assert_eq!(not_modified.status(), 304);
+        assert_eq!(not_modified.headers()["etag"], "W/\"v1\"");
 
-    // A range is served from the identity body, with the strong ETag.
-    let mut ranged = gzip("/users");
-    ranged
-        .headers_mut()
-        .insert("range", "bytes=0-9".parse().unwrap());
-    let (part, bytes) = send(&mut svc, ranged).await;
-    assert_eq!(part.status(), 206);
-    assert_eq!(bytes, &body.as_bytes()[..10]);
-    assert!(!part.headers().contains_key("content-encoding"));
-    assert_eq!(part.headers()["etag"], "\"v1\"");
+        // A range is served from the identity body, with the strong ETag.
+        let mut ranged = takes("/users");
+        ranged
+            .headers_mut()
+            .insert("range", "bytes=0-9".parse().unwrap());
+        let (part, bytes) = send(&mut svc, ranged).await;
+        assert_eq!(part.status(), 206);
+        assert_eq!(bytes, &body.as_bytes()[..10]);
+        assert!(!part.headers().contains_key("content-encoding"));
+        assert_eq!(part.headers()["etag"], "\"v1\"");
 
-    // A client that takes no gzip is another variant; its hits are
-    // decompressed.
-    for refused in ["gzip;q=0, br", "identity"] {
-        send(&mut svc, get_with("/users", "accept-encoding", refused)).await;
-        let (hit, bytes) = send(&mut svc, get_with("/users", "accept-encoding", refused)).await;
-        assert!(status(&hit).contains("hit"), "{refused}");
-        assert!(!hit.headers().contains_key("content-encoding"), "{refused}");
-        assert_eq!(bytes, body, "{refused}");
+        // Clients that do not take the stored coding are other variants;
+        // their hits are decompressed.
+        let refusing = if coding == Compression::Gzip {
+            "gzip;q=0, br"
+        } else {
+            "gzip, br"
+        };
+        for refused in [refusing, "identity"] {
+            send(&mut svc, get_with("/users", "accept-encoding", refused)).await;
+            let (hit, bytes) = send(&mut svc, get_with("/users", "accept-encoding", refused)).await;
+            assert!(status(&hit).contains("hit"), "{refused}");
+            assert!(!hit.headers().contains_key("content-encoding"), "{refused}");
+            assert_eq!(bytes, body, "{refused}");
+        }
+        assert_eq!(seen.count(), 3, "one origin request per variant");
     }
-    assert_eq!(seen.count(), 3, "one origin request per variant");
+    let (gzip, zstd) = (stored_sizes[0], stored_sizes[1]);
+    assert!(zstd < gzip, "zstd {zstd} B, gzip {gzip} B");
 }
 
 #[tokio::test]

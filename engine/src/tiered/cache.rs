@@ -345,6 +345,25 @@ where
         self.write_call(self.shared.tier.invalidate_tag(tag)).await
     }
 
+    /// Removes every entry whose encoded key starts with `prefix` from L1
+    /// and the tier (e.g. `b"user:"` for `String` keys, which encode as
+    /// their UTF-8 bytes); returns how many the tier had. The tier may walk
+    /// its whole keyspace for them (see [`SecondTier::invalidate_prefix`]).
+    ///
+    /// # Errors
+    ///
+    /// The tier's error; L1 holds none of them either way.
+    pub async fn invalidate_prefix(&self, prefix: &[u8]) -> Result<u64, TierError> {
+        let mut encoded = Vec::new();
+        self.shared.l1.retain(|key, _| {
+            encoded.clear();
+            key.encode(&mut encoded);
+            !encoded.starts_with(prefix)
+        });
+        self.write_call(self.shared.tier.invalidate_prefix(prefix))
+            .await
+    }
+
     /// The lookup behind every read: L1, then one flight per key that reads
     /// the tier and, if a loader is given, runs it. `refresh` skips both
     /// reads (a background reload of a stale L1 entry goes to the source).
