@@ -50,6 +50,8 @@ struct Args {
     admin_listen: Option<String>,
     admin_token: Option<String>,
     redis: Option<String>,
+    compress_above: Option<usize>,
+    compression: strata_tower::Compression,
 }
 
 fn usage(problem: &str) -> ! {
@@ -57,7 +59,8 @@ fn usage(problem: &str) -> ! {
     eprintln!(
         "usage: proxy [--upstream http://HOST:PORT] [--listen ADDR:PORT] [--memory BYTES] \
          [--spill-dir DIR [--spill-bytes BYTES]] [--store-unsized] \
-         [--admin-listen ADDR:PORT --admin-token TOKEN] [--redis redis://HOST:PORT]"
+         [--admin-listen ADDR:PORT --admin-token TOKEN] [--redis redis://HOST:PORT] \
+         [--compress-above BYTES [--compression gzip|zstd]]"
     );
     std::process::exit(2);
 }
@@ -73,6 +76,8 @@ fn parse_args() -> Args {
         admin_listen: None,
         admin_token: std::env::var("STRATA_ADMIN_TOKEN").ok(),
         redis: None,
+        compress_above: None,
+        compression: strata_tower::Compression::Gzip,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -99,6 +104,21 @@ fn parse_args() -> Args {
                 args.spill_bytes = v.parse().unwrap_or_else(|_| {
                     usage(&format!("--spill-bytes takes a number of bytes, got {v:?}"))
                 });
+            }
+            "--compress-above" => {
+                let v = value();
+                args.compress_above = Some(v.parse().unwrap_or_else(|_| {
+                    usage(&format!(
+                        "--compress-above takes a number of bytes, got {v:?}"
+                    ))
+                }));
+            }
+            "--compression" => {
+                args.compression = match value().as_str() {
+                    "gzip" => strata_tower::Compression::Gzip,
+                    "zstd" => strata_tower::Compression::Zstd,
+                    other => usage(&format!("--compression is gzip or zstd, got {other:?}")),
+                };
             }
             "-h" | "--help" => usage("a caching reverse proxy"),
             other => usage(&format!("unknown argument {other:?}")),
@@ -146,6 +166,7 @@ async fn main() {
         println!("  curl -si http://{here}/slow        # 500 ms, then instant from cache");
         println!("  curl -si http://{here}/etag        # revalidated: 304 from the origin");
         println!("  curl -si http://{here}/large -o /dev/null -w '%{{size_download}}\\n'");
+        println!("  curl -si --compressed http://{here}/users.json   # with --compress-above 1024");
     }
     let mut layer = CacheLayer::builder()
         .max_capacity(args.memory)
@@ -157,6 +178,9 @@ async fn main() {
         });
     if let Some(dir) = &args.spill_dir {
         layer = layer.spill(strata::spill::SpillConfig::new(dir, args.spill_bytes));
+    }
+    if let Some(bytes) = args.compress_above {
+        layer = layer.compress_above(bytes).compression(args.compression);
     }
     if let Some(url) = &args.redis {
         // Connects in the background: the proxy serves from memory (and
@@ -264,19 +288,24 @@ fn error(status: StatusCode, why: &str) -> Response<UpstreamBody> {
 }
 
 /// The demo origin: `/slow` (500 ms, fresh for 30 s), `/etag` (always
-/// revalidated, answers If-None-Match with 304), `/large` (1 MiB).
+/// revalidated, answers If-None-Match with 304), `/large` (1 MiB),
+/// `/users.json` (22 KB of JSON that varies on `Accept-Encoding`).
 async fn demo_origin() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let large = Bytes::from(vec![b'x'; 1 << 20]);
+    let rows: Vec<String> = (0..300)
+        .map(|i| format!(r#"{{"id":{i},"name":"user {i}","email":"user{i}@example.com"}}"#))
+        .collect();
+    let users = Bytes::from(format!("[{}]", rows.join(",")));
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
                 continue;
             };
-            let large = large.clone();
+            let (large, users) = (large.clone(), users.clone());
             let service = hyper::service::service_fn(move |request: Request<Incoming>| {
-                let large = large.clone();
+                let (large, users) = (large.clone(), users.clone());
                 async move {
                     let mut response = Response::builder();
                     let body = match request.uri().path() {
@@ -301,6 +330,13 @@ async fn demo_origin() -> SocketAddr {
                         "/large" => {
                             response = response.header(header::CACHE_CONTROL, "max-age=300");
                             large
+                        }
+                        "/users.json" => {
+                            response = response
+                                .header(header::CACHE_CONTROL, "max-age=60")
+                                .header(header::CONTENT_TYPE, "application/json")
+                                .header(header::VARY, "accept-encoding");
+                            users
                         }
                         _ => {
                             response = response.status(StatusCode::NOT_FOUND);

@@ -113,6 +113,54 @@ async fn the_demo_origin_is_cached_through_real_sockets() {
 }
 
 #[tokio::test]
+async fn the_proxy_keeps_json_compressed_and_sends_it_so_to_clients_that_take_it() {
+    let proxy = start(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--compress-above",
+        "1024",
+        "--compression",
+        "zstd",
+    ]);
+    let url = format!("http://{}/users.json", proxy.addr);
+    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    let get = |accept: &'static str| {
+        let client = client.clone();
+        let url = url.clone();
+        async move {
+            let request = Request::get(url)
+                .header("accept-encoding", accept)
+                .body(Empty::new())
+                .unwrap();
+            let (parts, body) = client.request(request).await.unwrap().into_parts();
+            (parts, body.collect().await.unwrap().to_bytes())
+        }
+    };
+    let (_, plain) = get("identity").await;
+    assert!(
+        plain.starts_with(b"[{\"id\":0"),
+        "JSON as the origin sent it"
+    );
+    get("gzip, deflate, br, zstd").await;
+    let (hit, packed) = get("gzip, deflate, br, zstd").await;
+    let status = hit.headers["cache-status"].to_str().unwrap();
+    assert!(status.contains("hit"), "{status}");
+    assert_eq!(hit.headers["content-encoding"], "zstd");
+    assert!(packed.len() * 8 < plain.len(), "{} bytes", packed.len());
+    assert_eq!(zstd::decode_all(packed.as_ref()).unwrap(), plain.as_ref());
+    let (again, body) = get("identity").await;
+    assert!(again.headers["cache-status"]
+        .to_str()
+        .unwrap()
+        .contains("hit"));
+    assert!(!again.headers.contains_key("content-encoding"));
+    assert_eq!(
+        body, plain,
+        "decompressed for a client that takes no coding"
+    );
+}
+
+#[tokio::test]
 async fn an_unreachable_upstream_is_a_502_that_says_so() {
     // A port nothing listens on: bind, note it, close it.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -140,6 +188,12 @@ fn bad_arguments_and_a_busy_port_are_clear_errors() {
         .unwrap();
     assert_eq!(bad_url.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad_url.stderr).contains("must be an http:// URL"));
+    let bad_coding = Command::new(proxy_binary())
+        .args(["--compress-above", "1024", "--compression", "brotli"])
+        .output()
+        .unwrap();
+    assert_eq!(bad_coding.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad_coding.stderr).contains("gzip or zstd"));
 
     let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = busy.local_addr().unwrap().to_string();
