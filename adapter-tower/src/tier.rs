@@ -91,6 +91,9 @@ pub(crate) struct Tier {
     epoch: AtomicU64,
     /// Invalidations made here that are still running on the tier.
     purging: Arc<AtomicUsize>,
+    /// Invalidations made here so far: a write queued before one of them
+    /// is not sent after it (it could put back what it deleted).
+    purges_started: Arc<AtomicU64>,
     counters: Arc<Counters>,
 }
 
@@ -105,6 +108,7 @@ struct Counters {
     skipped: AtomicU64,
     writes: AtomicU64,
     write_errors: AtomicU64,
+    writes_dropped: AtomicU64,
     purges: AtomicU64,
     purge_errors: AtomicU64,
     invalidations_heard: AtomicU64,
@@ -132,6 +136,9 @@ pub struct SecondTierStats {
     pub writes: u64,
     /// Writes that failed.
     pub write_errors: u64,
+    /// Writes not sent because an invalidation made here started after
+    /// the response was stored.
+    pub writes_dropped: u64,
     /// Invalidations (by key, tag or prefix) made here and done there.
     pub purges: u64,
     /// Invalidations that failed there (the copies stay until their TTL).
@@ -146,6 +153,7 @@ impl Tier {
             inner,
             epoch: AtomicU64::new(0),
             purging: Arc::new(AtomicUsize::new(0)),
+            purges_started: Arc::default(),
             counters: Arc::default(),
         }
     }
@@ -162,6 +170,7 @@ impl Tier {
             skipped: get(&c.skipped),
             writes: get(&c.writes),
             write_errors: get(&c.write_errors),
+            writes_dropped: get(&c.writes_dropped),
             purges: get(&c.purges),
             purge_errors: get(&c.purge_errors),
             invalidations_heard: get(&c.invalidations_heard),
@@ -294,7 +303,15 @@ pub(crate) fn write(shared: &Shared, key: &str, variants: &Variants, tags: &[Str
     let key = key.to_owned();
     let tags = tags.to_vec();
     let counters = Arc::clone(&tier.counters);
+    let purges_started = Arc::clone(&tier.purges_started);
+    let purges_before = purges_started.load(Ordering::SeqCst);
     (spawner.0)(Box::pin(async move {
+        if purges_started.load(Ordering::SeqCst) != purges_before {
+            // Maybe an invalidation of this very response, whose delete
+            // may already be done: sending it now could undo that.
+            count(&counters.writes_dropped);
+            return;
+        }
         // A failed write costs other instances an upstream request.
         let written = inner
             .set(
@@ -327,6 +344,7 @@ pub(crate) fn purge(shared: &Shared, what: Purge) {
         return;
     };
     tier.epoch.fetch_add(1, Ordering::SeqCst);
+    tier.purges_started.fetch_add(1, Ordering::SeqCst);
     let running = Running::start(&tier.purging);
     let inner = Arc::clone(&tier.inner);
     let counters = Arc::clone(&tier.counters);
@@ -343,14 +361,19 @@ pub(crate) fn purge(shared: &Shared, what: Purge) {
         } else {
             &counters.purge_errors
         });
+        // The name is not logged: keys may carry query strings.
         #[cfg(feature = "tracing")]
         if let Err(error) = done {
-            let (kind, name) = match &what {
-                Purge::Key(name) => ("key", name),
-                Purge::Tag(name) => ("tag", name),
-                Purge::Prefix(name) => ("prefix", name),
+            let kind = match &what {
+                Purge::Key(_) => "key",
+                Purge::Tag(_) => "tag",
+                Purge::Prefix(_) => "prefix",
             };
-            tracing::warn!(kind, name = name.as_str(), error = ?error.kind(), "strata_tower: second-tier invalidation failed");
+            tracing::warn!(
+                kind,
+                error = ?error.kind(),
+                "strata_tower: a second-tier invalidation failed"
+            );
         }
         #[cfg(not(feature = "tracing"))]
         let _ = done;

@@ -165,6 +165,7 @@ async fn stats(State(admin): State<Arc<Admin>>) -> Json<Value> {
             "skipped": t.skipped,
             "writes": t.writes,
             "write_errors": t.write_errors,
+            "writes_dropped": t.writes_dropped,
             "purges": t.purges,
             "purge_errors": t.purge_errors,
             "invalidations_heard": t.invalidations_heard,

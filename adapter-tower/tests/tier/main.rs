@@ -290,3 +290,48 @@ async fn invalidation_by_key_tag_and_prefix_reaches_redis_and_every_instance() {
     assert_eq!(send(&mut svc_a, get("/docs-old")).await.1, "v1");
     assert_eq!(send(&mut svc_b, get("/docs-old")).await.1, "v1");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_queued_before_an_invalidation_does_not_undo_it() {
+    use std::sync::{Arc, Mutex};
+    use strata_tower::BackgroundTask;
+    let Some(server) = server::RedisServer::start() else {
+        return;
+    };
+    // A spawner that holds its tasks, so the test picks their order.
+    let queued: Arc<Mutex<Vec<BackgroundTask>>> = Arc::default();
+    let queue = Arc::clone(&queued);
+    let tier = RedisTier::builder(server.url())
+        .namespace("http")
+        .connect()
+        .await
+        .unwrap();
+    let layer = CacheLayer::builder()
+        .spawner(move |task| queue.lock().unwrap().push(task))
+        .second_tier(tier)
+        .build()
+        .unwrap();
+    let (origin, _) = origin(|_, _| reply("old", &[("cache-control", "max-age=600")]));
+    let mut svc = layered(&layer, origin);
+    send(&mut svc, get("/doc")).await;
+    let write = queued
+        .lock()
+        .unwrap()
+        .pop()
+        .expect("the write to Redis, queued");
+    assert!(layer.invalidate("example.com/doc"));
+    let purge = queued.lock().unwrap().pop().expect("the delete, queued");
+    // The worst order: the delete first, then the older write.
+    purge.await;
+    write.await;
+    assert_eq!(
+        server.command("EXISTS http:d:example.com/doc").as_deref(),
+        Some(":0\r\n"),
+        "the invalidated response is not put back"
+    );
+    let stats = layer.second_tier_stats().unwrap();
+    assert_eq!(
+        (stats.writes, stats.writes_dropped, stats.purges),
+        (0, 1, 1)
+    );
+}
