@@ -474,7 +474,7 @@ impl CacheLayerBuilder {
     /// ```
     /// // JSON and HTML bodies of 1 KiB or more take about a seventh of the
     /// // memory (see benches/RESULTS.md); hits for clients that take gzip
-    /// // cost no more than plain ones, others decompress.
+    /// // send the stored bytes, others decompress them.
     /// let layer = strata_tower::CacheLayer::builder()
     ///     .max_capacity(256 << 20)
     ///     .compress_above(1024)
