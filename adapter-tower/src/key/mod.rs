@@ -118,6 +118,11 @@ pub(crate) struct VaryKey {
     /// The response's `Content-Language`, lower-cased, when it varies on
     /// `Accept-Language` and names a single language.
     language: Option<Box<str>>,
+    /// Per field, the request's value as it came when it was one line: a
+    /// request with the same line matches without normalising it (clients
+    /// of one kind send identical lines). Not encoded; a decoded key
+    /// always normalises.
+    raw: Vec<Option<HeaderValue>>,
 }
 
 /// Two keys select the same requests: the language shortcut is derived
@@ -150,6 +155,14 @@ impl VaryKey {
         } else {
             None
         };
+        // Copied, not cloned: a request's value may share its whole head's
+        // buffer, which the store must not keep alive.
+        let raw = names
+            .iter()
+            .map(|name| {
+                one_line(request, name).and_then(|v| HeaderValue::from_bytes(v.as_bytes()).ok())
+            })
+            .collect();
         let fields = names
             .into_iter()
             .map(|name| {
@@ -157,7 +170,11 @@ impl VaryKey {
                 (name, value)
             })
             .collect();
-        Self { fields, language }
+        Self {
+            fields,
+            language,
+            raw,
+        }
     }
 
     /// The fields and the language shortcut (for encoding).
@@ -170,19 +187,36 @@ impl VaryKey {
         fields: Vec<(HeaderName, Option<String>)>,
         language: Option<Box<str>>,
     ) -> Self {
-        Self { fields, language }
+        Self {
+            fields,
+            language,
+            raw: Vec::new(),
+        }
     }
 
     /// Whether `request` carries the same values for these fields.
     pub(crate) fn matches(&self, request: &HeaderMap) -> bool {
-        self.fields.iter().all(|(name, value)| {
-            normalised(request, name) == *value
+        self.fields.iter().enumerate().all(|(i, (name, value))| {
+            let same_line = self.raw.get(i).and_then(Option::as_ref).is_some_and(|raw| {
+                one_line(request, name).is_some_and(|line| line.as_bytes() == raw.as_bytes())
+            });
+            same_line
+                || normalised(request, name) == *value
                 || (name == ACCEPT_LANGUAGE
                     && self
                         .language
                         .as_deref()
                         .is_some_and(|language| prefers(request, language)))
         })
+    }
+}
+
+/// The field's value when the request carries it on exactly one line.
+fn one_line<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Option<&'a HeaderValue> {
+    let mut values = headers.get_all(name).iter();
+    match (values.next(), values.next()) {
+        (Some(value), None) => Some(value),
+        _ => None,
     }
 }
 
@@ -423,6 +457,20 @@ mod tests {
         assert!(key.matches(&r2));
         r2.insert("foo", HeaderValue::from_static("1"));
         assert!(!key.matches(&r2), "a field absent then present differs");
+
+        // The same line matches at once; other lines are normalised; a
+        // decoded key (no lines kept) still matches by its values.
+        let browser = field(ACCEPT_ENCODING, &["gzip, deflate, br, zstd"]);
+        let vary = field(VARY, &["accept-encoding"]);
+        let key = VaryKey::new(&vary, &browser);
+        assert!(key.matches(&browser));
+        assert!(key.matches(&field(ACCEPT_ENCODING, &["zstd, br, deflate, gzip"])));
+        assert!(!key.matches(&field(ACCEPT_ENCODING, &["gzip, deflate, br"])));
+        assert!(!key.matches(&HeaderMap::new()));
+        let (fields, language) = key.parts();
+        let decoded = VaryKey::from_parts(fields.to_vec(), language.map(Box::from));
+        assert!(decoded.matches(&browser));
+        assert_eq!(decoded, key);
     }
 
     fn field(name: HeaderName, values: &[&str]) -> HeaderMap {
