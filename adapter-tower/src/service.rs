@@ -203,11 +203,14 @@ where
             }
         }
     }
-    // Whether a response stored compressed may go out as such.
-    let packed_ok = stored
-        .as_ref()
-        .and_then(|s| s.packed)
-        .is_some_and(|packed| key::accepts_coding(request.headers(), packed.coding.token()));
+    let reply = Reply {
+        method: &method,
+        // Whether a response stored compressed may go out as such.
+        packed_ok: stored
+            .as_ref()
+            .and_then(|s| s.packed)
+            .is_some_and(|packed| key::accepts_coding(request.headers(), packed.coding.token())),
+    };
     let mut detail = match (&variants, &stored) {
         (None, _) => "fwd=uri-miss",
         (Some(_), None) => "fwd=vary-miss",
@@ -241,24 +244,10 @@ where
                 {
                     let client_headers = revalidation.start(spawner, inner, request);
                     let status = format!("{status}; detail=refreshing");
-                    return Ok(serve(
-                        stored,
-                        age,
-                        &method,
-                        &client_headers,
-                        &status,
-                        packed_ok,
-                    ));
+                    return Ok(reply.serve(stored, age, &client_headers, &status));
                 }
             }
-            return Ok(serve(
-                stored,
-                age,
-                &method,
-                request.headers(),
-                &status,
-                packed_ok,
-            ));
+            return Ok(reply.serve(stored, age, request.headers(), &status));
         }
         let may_serve_stale = !revalidate
             && lifetime.is_some()
@@ -269,14 +258,7 @@ where
                 .max_stale
                 .is_some_and(|max| -remaining <= i128::from(max));
         if may_serve_stale {
-            return Ok(serve(
-                stored,
-                age,
-                &method,
-                request.headers(),
-                "hit; stale",
-                packed_ok,
-            ));
+            return Ok(reply.serve(stored, age, request.headers(), "hit; stale"));
         }
         let window = stored
             .directives
@@ -292,24 +274,15 @@ where
             if let Some(revalidation) = Revalidation::lead(&shared, stored, key, request_directives)
             {
                 let client_headers = revalidation.start(spawner, inner, request);
-                return Ok(serve(
+                return Ok(reply.serve(
                     stored,
                     age,
-                    &method,
                     &client_headers,
                     "hit; stale; detail=revalidating",
-                    packed_ok,
                 ));
             }
             // One is running already.
-            return Ok(serve(
-                stored,
-                age,
-                &method,
-                request.headers(),
-                "hit; stale",
-                packed_ok,
-            ));
+            return Ok(reply.serve(stored, age, request.headers(), "hit; stale"));
         }
         if request_directives.no_cache {
             detail = "fwd=request";
@@ -381,14 +354,7 @@ where
     {
         let refreshed = refresh(&shared, key, stored, response.headers(), timing);
         let age = refreshed.age(SystemTime::now());
-        return Ok(serve(
-            &refreshed,
-            age,
-            &method,
-            conditionals,
-            "fwd=stale; fwd-status=304",
-            packed_ok,
-        ));
+        return Ok(reply.serve(&refreshed, age, conditionals, "fwd=stale; fwd-status=304"));
     }
     if let (Some(stored), true) = (
         &stored,
@@ -402,14 +368,7 @@ where
                 let age = refreshed.age(SystemTime::now());
                 let conditionals = client_conditionals.as_ref().unwrap_or(&request_headers);
                 let detail = format!("{detail}; fwd-status=200");
-                return Ok(serve(
-                    &refreshed,
-                    age,
-                    &method,
-                    conditionals,
-                    &detail,
-                    packed_ok,
-                ));
+                return Ok(reply.serve(&refreshed, age, conditionals, &detail));
             }
             HeadCheck::Changed => drop_variant(&shared, &key, &stored.vary),
             HeadCheck::Unknown => {}
@@ -426,14 +385,7 @@ where
             let age = stored.age(SystemTime::now());
             let conditionals = client_conditionals.as_ref().unwrap_or(&request_headers);
             let detail = format!("hit; stale; fwd-status={}", response.status().as_u16());
-            return Ok(serve(
-                stored,
-                age,
-                &method,
-                conditionals,
-                &detail,
-                packed_ok,
-            ));
+            return Ok(reply.serve(stored, age, conditionals, &detail));
         }
     }
     let detail = if client_conditionals.is_some() {
@@ -940,111 +892,119 @@ fn forwarded<B>(response: Response<B>, detail: &str) -> Response<CacheBody<B>> {
     response
 }
 
-/// A stored response for this request: a 304 if the client's
-/// conditionals match it, without a body for HEAD, with `Age`. A body kept
-/// compressed goes out as such when `packed_ok` (the client takes its
-/// coding) and the response varies on `Accept-Encoding`; otherwise it is
-/// decompressed.
-fn serve<B>(
-    stored: &Stored,
-    age: u64,
-    method: &Method,
-    conditionals: &HeaderMap,
-    detail: &str,
+/// How this request is answered from a stored response.
+struct Reply<'a> {
+    method: &'a Method,
+    /// The client takes the coding of the stored body.
     packed_ok: bool,
-) -> Response<CacheBody<B>> {
-    let packed = stored
-        .packed
-        .filter(|_| packed_ok && key::varies_on(&stored.headers, &header::ACCEPT_ENCODING));
-    let mut response = if not_modified(conditionals, stored) {
-        let mut response = Response::new(CacheBody::empty());
-        *response.status_mut() = StatusCode::NOT_MODIFIED;
-        for name in [
-            header::CACHE_CONTROL,
-            header::CONTENT_LOCATION,
-            header::DATE,
-            header::ETAG,
-            header::EXPIRES,
-            header::VARY,
-            header::LAST_MODIFIED,
-        ] {
-            for value in stored.headers.get_all(&name) {
-                response.headers_mut().append(name.clone(), value.clone());
-            }
-        }
-        if packed.is_some() {
-            weaken_etag(response.headers_mut());
-        }
-        response
-    } else {
-        let len = stored.body_len();
-        let answer = if method == Method::GET && stored.status == StatusCode::OK {
-            range::answer(conditionals, &stored.headers, len)
-        } else {
-            range::Answer::Whole
-        };
-        let mut response = Response::new(CacheBody::empty());
-        *response.headers_mut() = stored.headers.clone();
-        match answer {
-            range::Answer::Whole if packed.is_some() => {
-                // The compressed representation: its own length, a weak
-                // ETag (the bytes differ from the identity ones), no
-                // ranges of it.
-                let coding = packed.map_or("identity", |p| p.coding.token());
-                *response.status_mut() = stored.status;
-                let headers = response.headers_mut();
-                headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static(coding));
-                headers.insert(header::CONTENT_LENGTH, HeaderValue::from(stored.body.len()));
-                headers.remove(header::ACCEPT_RANGES);
-                headers.remove("content-md5");
-                headers.remove("repr-digest");
-                weaken_etag(headers);
-                if method != Method::HEAD {
-                    *response.body_mut() = CacheBody::full(stored.body.clone());
+}
+
+impl Reply<'_> {
+    /// `stored` for this request: a 304 if the client's conditionals match
+    /// it, without a body for HEAD, with `Age`. A body kept compressed goes
+    /// out as such when the client takes its coding and the response
+    /// varies on `Accept-Encoding`; otherwise it is decompressed.
+    fn serve<B>(
+        &self,
+        stored: &Stored,
+        age: u64,
+        conditionals: &HeaderMap,
+        detail: &str,
+    ) -> Response<CacheBody<B>> {
+        let method = self.method;
+        let packed = stored.packed.filter(|_| {
+            self.packed_ok && key::varies_on(&stored.headers, &header::ACCEPT_ENCODING)
+        });
+        let mut response = if not_modified(conditionals, stored) {
+            let mut response = Response::new(CacheBody::empty());
+            *response.status_mut() = StatusCode::NOT_MODIFIED;
+            for name in [
+                header::CACHE_CONTROL,
+                header::CONTENT_LOCATION,
+                header::DATE,
+                header::ETAG,
+                header::EXPIRES,
+                header::VARY,
+                header::LAST_MODIFIED,
+            ] {
+                for value in stored.headers.get_all(&name) {
+                    response.headers_mut().append(name.clone(), value.clone());
                 }
             }
-            range::Answer::Whole => {
-                *response.status_mut() = stored.status;
-                if method != Method::HEAD {
+            if packed.is_some() {
+                weaken_etag(response.headers_mut());
+            }
+            response
+        } else {
+            let len = stored.body_len();
+            let answer = if method == Method::GET && stored.status == StatusCode::OK {
+                range::answer(conditionals, &stored.headers, len)
+            } else {
+                range::Answer::Whole
+            };
+            let mut response = Response::new(CacheBody::empty());
+            *response.headers_mut() = stored.headers.clone();
+            match answer {
+                range::Answer::Whole if packed.is_some() => {
+                    // The compressed representation: its own length, a weak
+                    // ETag (the bytes differ from the identity ones), no
+                    // ranges of it.
+                    let coding = packed.map_or("identity", |p| p.coding.token());
+                    *response.status_mut() = stored.status;
+                    let headers = response.headers_mut();
+                    headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static(coding));
+                    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(stored.body.len()));
+                    headers.remove(header::ACCEPT_RANGES);
+                    headers.remove("content-md5");
+                    headers.remove("repr-digest");
+                    weaken_etag(headers);
+                    if method != Method::HEAD {
+                        *response.body_mut() = CacheBody::full(stored.body.clone());
+                    }
+                }
+                range::Answer::Whole => {
+                    *response.status_mut() = stored.status;
+                    if method != Method::HEAD {
+                        let Some(body) = stored.plain_body() else {
+                            return undecodable();
+                        };
+                        *response.body_mut() = CacheBody::full(body);
+                    }
+                }
+                range::Answer::Part(part) => {
+                    // In bounds: `resolve` keeps a part within the body.
                     let Some(body) = stored.plain_body() else {
                         return undecodable();
                     };
-                    *response.body_mut() = CacheBody::full(body);
+                    let slice = body.slice(part.start as usize..part.end as usize);
+                    *response.status_mut() = StatusCode::PARTIAL_CONTENT;
+                    let content_range = format!("bytes {}-{}/{len}", part.start, part.end - 1);
+                    if let Ok(value) = HeaderValue::from_str(&content_range) {
+                        response.headers_mut().insert(header::CONTENT_RANGE, value);
+                    }
+                    response
+                        .headers_mut()
+                        .insert(header::CONTENT_LENGTH, HeaderValue::from(slice.len()));
+                    *response.body_mut() = CacheBody::full(slice);
+                }
+                range::Answer::Unsatisfiable => {
+                    *response.status_mut() = StatusCode::RANGE_NOT_SATISFIABLE;
+                    if let Ok(value) = HeaderValue::from_str(&format!("bytes */{len}")) {
+                        response.headers_mut().insert(header::CONTENT_RANGE, value);
+                    }
+                    response
+                        .headers_mut()
+                        .insert(header::CONTENT_LENGTH, HeaderValue::from(0));
                 }
             }
-            range::Answer::Part(part) => {
-                // In bounds: `resolve` keeps a part within the body.
-                let Some(body) = stored.plain_body() else {
-                    return undecodable();
-                };
-                let slice = body.slice(part.start as usize..part.end as usize);
-                *response.status_mut() = StatusCode::PARTIAL_CONTENT;
-                let content_range = format!("bytes {}-{}/{len}", part.start, part.end - 1);
-                if let Ok(value) = HeaderValue::from_str(&content_range) {
-                    response.headers_mut().insert(header::CONTENT_RANGE, value);
-                }
-                response
-                    .headers_mut()
-                    .insert(header::CONTENT_LENGTH, HeaderValue::from(slice.len()));
-                *response.body_mut() = CacheBody::full(slice);
-            }
-            range::Answer::Unsatisfiable => {
-                *response.status_mut() = StatusCode::RANGE_NOT_SATISFIABLE;
-                if let Ok(value) = HeaderValue::from_str(&format!("bytes */{len}")) {
-                    response.headers_mut().insert(header::CONTENT_RANGE, value);
-                }
-                response
-                    .headers_mut()
-                    .insert(header::CONTENT_LENGTH, HeaderValue::from(0));
-            }
-        }
+            response
+        };
         response
-    };
-    response
-        .headers_mut()
-        .insert(header::AGE, HeaderValue::from(age));
-    set_cache_status(response.headers_mut(), detail);
-    response
+            .headers_mut()
+            .insert(header::AGE, HeaderValue::from(age));
+        set_cache_status(response.headers_mut(), detail);
+        response
+    }
 }
 
 /// Makes a strong `ETag` weak (`"x"` becomes `W/"x"`): the layer's
