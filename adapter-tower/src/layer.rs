@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use http::header::HeaderName;
 use http::Method;
+use strata::tiered::CircuitBreaker;
 use strata::{Cache, ConfigError};
 
 use crate::entry::Variants;
@@ -362,9 +363,10 @@ impl<S> tower_layer::Layer<S> for CacheLayer {
     }
 }
 
-/// The builder's second tier (opaque in `Debug`).
+/// The builder's second tier (opaque in `Debug`) and its breaker's
+/// settings: failures in a row, cool-down.
 #[derive(Clone)]
-struct TierHandle(Arc<dyn crate::tier::DynTier>);
+struct TierHandle(Arc<dyn crate::tier::DynTier>, u32, Duration);
 
 impl fmt::Debug for TierHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -534,7 +536,33 @@ impl CacheLayerBuilder {
     /// # Ok(()) }
     /// ```
     pub fn second_tier<T: strata::tiered::SecondTier>(mut self, tier: T) -> Self {
-        self.tier = Some(TierHandle(Arc::new(tier)));
+        self.tier = Some(TierHandle(Arc::new(tier), 5, Duration::from_secs(1)));
+        self
+    }
+
+    /// The [second tier](Self::second_tier)'s circuit breaker: after
+    /// `failures` reads, writes or invalidations in a row that timed out or
+    /// found the tier unreachable, memory misses stop reading it for
+    /// `cooldown` (then one probes), so a dead tier costs requests nothing.
+    /// Writes and invalidations, in the background, are still tried.
+    /// Default 5 failures, 1 s. Set it after `second_tier`.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// # let redis = strata_redis::RedisTier::builder("redis://127.0.0.1:6379").connect_lazy()?;
+    /// let layer = strata_tower::CacheLayer::builder()
+    ///     .spawner(|task| { tokio::spawn(task); })
+    ///     .second_tier(redis)
+    ///     .second_tier_breaker(3, std::time::Duration::from_secs(5))
+    ///     .build()?;
+    /// # let _ = layer;
+    /// # Ok(()) }
+    /// ```
+    pub fn second_tier_breaker(mut self, failures: u32, cooldown: Duration) -> Self {
+        if let Some(handle) = &mut self.tier {
+            handle.1 = failures;
+            handle.2 = cooldown;
+        }
         self
     }
 
@@ -792,7 +820,9 @@ impl CacheLayerBuilder {
                     http::HeaderValue::from_str(&format!("{token}=\"Surrogate/1.0\"")).ok()
                 }),
                 partials,
-                tier: self.tier.map(|handle| crate::tier::Tier::new(handle.0)),
+                tier: self.tier.map(|TierHandle(tier, failures, cooldown)| {
+                    crate::tier::Tier::new(tier, CircuitBreaker::new(failures, cooldown))
+                }),
                 #[cfg(feature = "auto-refresh")]
                 refresher: match config.auto_refresh {
                     Some(auto) => Some(crate::refresh::Refresher::new(auto)?),

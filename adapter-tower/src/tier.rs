@@ -26,7 +26,7 @@ use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use strata::codec::{self, Codec, RecordMeta};
-use strata::tiered::{Invalidation, InvalidationSink, SecondTier, TierError};
+use strata::tiered::{CircuitBreaker, Invalidation, InvalidationSink, SecondTier, TierError};
 
 use crate::entry::Variants;
 use crate::layer::Shared;
@@ -94,6 +94,8 @@ pub(crate) struct Tier {
     /// Invalidations made here so far: a write queued before one of them
     /// is not sent after it (it could put back what it deleted).
     purges_started: Arc<AtomicU64>,
+    /// Skips reads while the tier is down; every call's outcome feeds it.
+    breaker: Arc<CircuitBreaker>,
     counters: Arc<Counters>,
 }
 
@@ -106,6 +108,7 @@ struct Counters {
     corrupt: AtomicU64,
     fills_dropped: AtomicU64,
     skipped: AtomicU64,
+    breaker_skipped: AtomicU64,
     writes: AtomicU64,
     write_errors: AtomicU64,
     writes_dropped: AtomicU64,
@@ -132,6 +135,11 @@ pub struct SecondTierStats {
     /// Memory misses that did not read the tier because an invalidation
     /// made here was still running there.
     pub skipped: u64,
+    /// Memory misses that did not read the tier because its circuit
+    /// breaker was open.
+    pub breaker_skipped: u64,
+    /// Whether the breaker is open now (the tier looked down).
+    pub breaker_open: bool,
     /// Stored responses written to the tier.
     pub writes: u64,
     /// Writes that failed.
@@ -148,9 +156,10 @@ pub struct SecondTierStats {
 }
 
 impl Tier {
-    pub(crate) fn new(inner: Arc<dyn DynTier>) -> Self {
+    pub(crate) fn new(inner: Arc<dyn DynTier>, breaker: CircuitBreaker) -> Self {
         Self {
             inner,
+            breaker: Arc::new(breaker),
             epoch: AtomicU64::new(0),
             purging: Arc::new(AtomicUsize::new(0)),
             purges_started: Arc::default(),
@@ -168,6 +177,8 @@ impl Tier {
             corrupt: get(&c.corrupt),
             fills_dropped: get(&c.fills_dropped),
             skipped: get(&c.skipped),
+            breaker_skipped: get(&c.breaker_skipped),
+            breaker_open: self.breaker.is_open(),
             writes: get(&c.writes),
             write_errors: get(&c.write_errors),
             writes_dropped: get(&c.writes_dropped),
@@ -209,12 +220,17 @@ pub(crate) async fn read(shared: &Shared, key: &str) -> Option<Variants> {
         count(&counters.skipped);
         return None;
     }
+    if !tier.breaker.allow() {
+        count(&counters.breaker_skipped);
+        return None;
+    }
     let epoch = tier.epoch.load(Ordering::SeqCst);
     let started = std::time::Instant::now();
     let call = tier.inner.get(key.as_bytes());
     #[cfg(feature = "tracing")]
     let call = tracing::Instrument::instrument(call, tracing::debug_span!("strata_tower.tier"));
     let reply = call.await;
+    tier.breaker.record(&reply);
     crate::telemetry::upstream("l2", started.elapsed(), reply.is_ok());
     let raw = match reply {
         Ok(Some(raw)) => raw,
@@ -305,6 +321,7 @@ pub(crate) fn write(shared: &Shared, key: &str, variants: &Variants, tags: &[Str
     let counters = Arc::clone(&tier.counters);
     let purges_started = Arc::clone(&tier.purges_started);
     let purges_before = purges_started.load(Ordering::SeqCst);
+    let breaker = Arc::clone(&tier.breaker);
     (spawner.0)(Box::pin(async move {
         if purges_started.load(Ordering::SeqCst) != purges_before {
             // Maybe an invalidation of this very response, whose delete
@@ -321,6 +338,7 @@ pub(crate) fn write(shared: &Shared, key: &str, variants: &Variants, tags: &[Str
                 &tags,
             )
             .await;
+        breaker.record(&written);
         count(if written.is_ok() {
             &counters.writes
         } else {
@@ -348,6 +366,7 @@ pub(crate) fn purge(shared: &Shared, what: Purge) {
     let running = Running::start(&tier.purging);
     let inner = Arc::clone(&tier.inner);
     let counters = Arc::clone(&tier.counters);
+    let breaker = Arc::clone(&tier.breaker);
     (spawner.0)(Box::pin(async move {
         let _running = running;
         let done = match &what {
@@ -355,6 +374,7 @@ pub(crate) fn purge(shared: &Shared, what: Purge) {
             Purge::Tag(tag) => inner.invalidate_tag(tag).await,
             Purge::Prefix(prefix) => inner.invalidate_prefix(prefix.as_bytes()).await,
         };
+        breaker.record(&done);
         // A failure leaves copies in the tier until their TTL ends.
         count(if done.is_ok() {
             &counters.purges

@@ -163,6 +163,8 @@ async fn stats(State(admin): State<Arc<Admin>>) -> Json<Value> {
             "corrupt": t.corrupt,
             "fills_dropped": t.fills_dropped,
             "skipped": t.skipped,
+            "breaker_skipped": t.breaker_skipped,
+            "breaker_open": t.breaker_open,
             "writes": t.writes,
             "write_errors": t.write_errors,
             "writes_dropped": t.writes_dropped,

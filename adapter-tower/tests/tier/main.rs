@@ -335,3 +335,55 @@ async fn a_write_queued_before_an_invalidation_does_not_undo_it() {
         (0, 1, 1)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_tier_opens_the_breaker_and_a_probe_closes_it_when_back() {
+    let Some(mut server) = server::RedisServer::start() else {
+        return;
+    };
+    let tier = RedisTier::builder(server.url())
+        .namespace("http")
+        .timeout(Duration::from_millis(200))
+        .connect()
+        .await
+        .unwrap();
+    let layer = CacheLayer::builder()
+        .spawner(|task| {
+            tokio::spawn(task);
+        })
+        .second_tier(tier)
+        .second_tier_breaker(3, Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let (origin, _) = origin(|_, _| reply("x", &[("cache-control", "max-age=600")]));
+    let mut svc = layered(&layer, origin);
+    server.kill();
+    for i in 0..20 {
+        let (response, _) = send(&mut svc, get(&format!("/down/{i}"))).await;
+        assert_eq!(response.status(), 200, "the origin still answers");
+    }
+    let down = layer.second_tier_stats().unwrap();
+    assert!(down.breaker_open, "{down:?}");
+    // Three failures (reads, or writes in the background) open it; at
+    // most one more read may probe if the loop outlasts the cool-down.
+    assert!(
+        down.errors + down.write_errors >= 3 && down.errors <= 4,
+        "{down:?}"
+    );
+    assert!(down.breaker_skipped >= 16, "{down:?}");
+
+    server.restart();
+    // After the cool-down one memory miss probes Redis; once the
+    // connection is back, the probe succeeds and reads go on.
+    let mut read = false;
+    for i in 0..100 {
+        send(&mut svc, get(&format!("/up/{i}"))).await;
+        let stats = layer.second_tier_stats().unwrap();
+        if stats.misses > down.misses && !stats.breaker_open {
+            read = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(read, "reads Redis again: {:?}", layer.second_tier_stats());
+}

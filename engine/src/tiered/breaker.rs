@@ -80,6 +80,77 @@ impl Breaker {
     }
 }
 
+/// A circuit breaker for calls to a [`SecondTier`](super::SecondTier), for
+/// callers that use a tier directly (an HTTP layer, say) and want what
+/// [`TieredCache`](super::TieredCache) does: after `failures` calls in a
+/// row that timed out or found the tier unreachable, no call goes through
+/// for `cooldown`; then one probe decides. An error reply (a wrong type,
+/// say) shows the tier is up and closes it. Lock-free; cheap to share.
+///
+/// ```
+/// use std::time::Duration;
+/// use strata::tiered::{CircuitBreaker, TierError, TierErrorKind};
+///
+/// let breaker = CircuitBreaker::new(2, Duration::from_secs(1));
+/// let timeout: Result<(), TierError> = Err(TierError::of_kind(TierErrorKind::Timeout));
+/// assert!(breaker.allow());
+/// breaker.record(&timeout);
+/// breaker.record(&timeout);
+/// assert!(!breaker.allow(), "open: skip the tier for a second");
+/// ```
+#[derive(Debug)]
+pub struct CircuitBreaker {
+    breaker: Breaker,
+    origin: std::time::Instant,
+}
+
+impl CircuitBreaker {
+    /// Opens after `failures` (at least 1) failed calls in a row, for
+    /// `cooldown`.
+    #[must_use]
+    pub fn new(failures: u32, cooldown: std::time::Duration) -> Self {
+        Self {
+            breaker: Breaker::new(failures, crate::clock::saturating_nanos(cooldown)),
+            origin: std::time::Instant::now(),
+        }
+    }
+
+    fn now(&self) -> u64 {
+        crate::clock::saturating_nanos(self.origin.elapsed())
+    }
+
+    /// Whether a call may go to the tier now (when the cool-down is over,
+    /// true for one caller: the probe).
+    #[must_use]
+    pub fn allow(&self) -> bool {
+        self.breaker.allow(self.now())
+    }
+
+    /// Tells the breaker how a call ended: a timeout or an unreachable
+    /// tier counts against it, anything else shows the tier is up.
+    pub fn record<T>(&self, result: &Result<T, super::TierError>) {
+        use super::TierErrorKind;
+        match result.as_ref().map_err(super::TierError::kind) {
+            Err(TierErrorKind::Timeout | TierErrorKind::Unavailable) => {
+                self.breaker.failure(self.now());
+            }
+            _ => self.breaker.success(),
+        }
+    }
+
+    /// Whether calls are being refused now.
+    #[must_use]
+    pub fn is_open(&self) -> bool {
+        self.breaker.is_open(self.now())
+    }
+
+    /// How many times it has opened.
+    #[must_use]
+    pub fn times_opened(&self) -> u64 {
+        self.breaker.times_opened()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::Breaker;
@@ -121,5 +192,26 @@ mod tests {
         breaker.success();
         breaker.failure(1);
         assert!(breaker.allow(2));
+    }
+
+    #[test]
+    fn the_public_breaker_counts_only_a_tier_that_is_down() {
+        use super::super::{TierError, TierErrorKind};
+        use super::CircuitBreaker;
+        let breaker = CircuitBreaker::new(2, std::time::Duration::from_millis(30));
+        let down: Result<(), TierError> = Err(TierError::of_kind(TierErrorKind::Unavailable));
+        let refused: Result<(), TierError> = Err(TierError::of_kind(TierErrorKind::Refused));
+        breaker.record(&down);
+        breaker.record(&refused);
+        breaker.record(&down);
+        assert!(breaker.allow(), "an error reply broke the run of failures");
+        breaker.record(&down);
+        assert!(!breaker.allow() && breaker.is_open());
+        assert_eq!(breaker.times_opened(), 1);
+        std::thread::sleep(std::time::Duration::from_millis(40));
+        assert!(breaker.allow(), "the probe");
+        assert!(!breaker.allow(), "only one");
+        breaker.record(&Ok(()));
+        assert!(breaker.allow() && !breaker.is_open());
     }
 }

@@ -58,6 +58,7 @@ use bytes::Bytes;
 
 use crate::sync::PublicArc;
 
+pub use breaker::CircuitBreaker;
 pub use builder::{Promotion, TieredBuilder, WriteMode};
 pub use cache::TieredCache;
 pub use stats::TierStats;
