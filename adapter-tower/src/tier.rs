@@ -5,7 +5,7 @@
 //! invalidations the tier hears of (other instances' writes) leave memory.
 //!
 //! ```text
-//!   L1 miss ──► tier get (bounded by the tier's timeout) ──► record ok? ──► into L1, answer as usual
+//!   L1 miss ──► breaker closed? ──► tier get (bounded by the tier's timeout) ──► record ok? ──► into L1, answer as usual
 //!   stored  ──► L1 ──► tier set (on the spawner), TTL = remaining freshness + SWR window
 //!   invalidated here  ──► L1 remove, tier delete ──► other instances' L1 drop it
 //!   (a key, a tag, a prefix)
