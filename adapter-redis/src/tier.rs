@@ -25,6 +25,11 @@ const TAG_BATCH: usize = 512;
 /// The `COUNT` hint of one `SCAN` page (prefix invalidation).
 const SCAN_COUNT: usize = 1000;
 
+/// The most `SCAN` pages read from one server (a billion keys at the
+/// hint's size): a server whose cursor never comes back to 0 is an error,
+/// not an endless walk.
+const MAX_SCAN_PAGES: usize = 1 << 20;
+
 /// The connection: one multiplexed, reconnecting connection to a single
 /// Redis, or a cluster connection.
 #[derive(Clone)]
@@ -67,9 +72,7 @@ impl Conn {
             }
         }
     }
-}
 
-impl Conn {
     /// Deletes every key matching `pattern` on the one server, or on every
     /// cluster master, one `SCAN` page (about [`SCAN_COUNT`] keys) at a
     /// time, each round trip bounded by `timeout`; returns how many.
@@ -95,7 +98,13 @@ impl Conn {
         let mut deleted = 0;
         for node in nodes {
             let mut cursor = 0u64;
-            loop {
+            for page in 0.. {
+                if page == MAX_SCAN_PAGES {
+                    return Err(TierError::new(
+                        TierErrorKind::Protocol,
+                        "SCAN did not finish its walk",
+                    ));
+                }
                 let mut scan = redis::cmd("SCAN");
                 scan.arg(cursor)
                     .arg("MATCH")
