@@ -912,9 +912,9 @@ impl Reply<'_> {
         detail: &str,
     ) -> Response<CacheBody<B>> {
         let method = self.method;
-        let packed = stored.packed.filter(|_| {
-            self.packed_ok && key::varies_on(&stored.headers, &header::ACCEPT_ENCODING)
-        });
+        let packed = stored
+            .packed
+            .filter(|_| self.packed_ok && stored.vary.varies_on(&header::ACCEPT_ENCODING));
         let mut response = if not_modified(conditionals, stored) {
             let mut response = Response::new(CacheBody::empty());
             *response.status_mut() = StatusCode::NOT_MODIFIED;
