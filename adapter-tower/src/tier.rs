@@ -249,11 +249,10 @@ pub(crate) async fn read(shared: &Shared, key: &str) -> Option<Variants> {
     };
     count(&counters.hits);
     if tier.epoch.load(Ordering::SeqCst) == epoch {
-        let headers = variants
+        let tags = variants
             .first()
-            .map(|s| s.headers.clone())
+            .map(|s| crate::service::tags_of(shared, key, &s.headers))
             .unwrap_or_default();
-        let tags = crate::service::tags_of(shared, key, &headers);
         let tags: Vec<&str> = tags.iter().map(String::as_str).collect();
         let _ = shared
             .store
