@@ -70,6 +70,18 @@ impl Breaker {
         }
     }
 
+    /// How a call ended: a timeout or a lost tier counts against the
+    /// tier; anything else (an answer, even an error reply such as a key
+    /// of the wrong type) shows it is up.
+    pub(crate) fn saw<T>(&self, result: &Result<T, super::TierError>, now: u64) {
+        match result.as_ref().map_err(super::TierError::kind) {
+            Err(super::TierErrorKind::Timeout | super::TierErrorKind::Unavailable) => {
+                self.failure(now);
+            }
+            _ => self.success(),
+        }
+    }
+
     pub(crate) fn is_open(&self, now: u64) -> bool {
         let until = self.open_until.load(Ordering::Acquire);
         until != CLOSED && now < until
@@ -129,13 +141,7 @@ impl CircuitBreaker {
     /// Tells the breaker how a call ended: a timeout or an unreachable
     /// tier counts against it, anything else shows the tier is up.
     pub fn record<T>(&self, result: &Result<T, super::TierError>) {
-        use super::TierErrorKind;
-        match result.as_ref().map_err(super::TierError::kind) {
-            Err(TierErrorKind::Timeout | TierErrorKind::Unavailable) => {
-                self.breaker.failure(self.now());
-            }
-            _ => self.breaker.success(),
-        }
+        self.breaker.saw(result, self.now());
     }
 
     /// Whether calls are being refused now.

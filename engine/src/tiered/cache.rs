@@ -519,27 +519,11 @@ where
             return None;
         }
         let result = call.await;
-        match &result {
-            Ok(_) => shared.breaker.success(),
-            Err(error) => {
-                bump(&shared.counters.l2_errors);
-                self.breaker_saw(error);
-            }
+        if result.is_err() {
+            bump(&shared.counters.l2_errors);
         }
+        shared.breaker.saw(&result, shared.l1.now());
         Some(result)
-    }
-
-    /// Tells the breaker about a failed call: a timeout or a lost tier
-    /// counts against it; an error reply (a key of the wrong type, say)
-    /// shows the tier is up.
-    fn breaker_saw(&self, error: &TierError) {
-        let breaker = &self.shared.breaker;
-        match error.kind() {
-            TierErrorKind::Timeout | TierErrorKind::Unavailable => {
-                breaker.failure(self.shared.l1.now());
-            }
-            _ => breaker.success(),
-        }
     }
 
     /// Runs a tier write through the breaker.
@@ -554,13 +538,10 @@ where
             return Err(TierError::of_kind(TierErrorKind::Unavailable));
         }
         let result = call.await;
-        match &result {
-            Ok(_) => shared.breaker.success(),
-            Err(error) => {
-                bump(&shared.counters.l2_write_errors);
-                self.breaker_saw(error);
-            }
+        if result.is_err() {
+            bump(&shared.counters.l2_write_errors);
         }
+        shared.breaker.saw(&result, shared.l1.now());
         result
     }
 
