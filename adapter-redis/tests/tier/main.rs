@@ -515,18 +515,17 @@ async fn a_stale_entry_is_served_while_one_background_reload_refreshes_both_tier
     tokio::time::sleep(Duration::from_millis(2100)).await;
 
     let reloads = Arc::new(AtomicUsize::new(0));
+    // A slow source that counts its loads.
+    let reload = || {
+        let reloads = Arc::clone(&reloads);
+        || async move {
+            reloads.fetch_add(1, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            Ok::<_, String>("v2".to_owned())
+        }
+    };
     let started = std::time::Instant::now();
-    let stale = a
-        .load("swr".to_owned(), {
-            let reloads = Arc::clone(&reloads);
-            || async move {
-                reloads.fetch_add(1, Ordering::SeqCst);
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                Ok::<_, String>("v2".to_owned())
-            }
-        })
-        .await
-        .unwrap();
+    let stale = a.load("swr".to_owned(), reload()).await.unwrap();
     assert!(
         started.elapsed() < Duration::from_millis(100),
         "answered without waiting"
@@ -538,17 +537,7 @@ async fn a_stale_entry_is_served_while_one_background_reload_refreshes_both_tier
     // A second stale read while the reload runs starts no other reload.
     // (Either read's reload may be the one that leads, as the two
     // background tasks race to start, so both load the same value.)
-    let again = a
-        .load("swr".to_owned(), {
-            let reloads = Arc::clone(&reloads);
-            || async move {
-                reloads.fetch_add(1, Ordering::SeqCst);
-                tokio::time::sleep(Duration::from_millis(100)).await;
-                Ok::<_, String>("v2".to_owned())
-            }
-        })
-        .await
-        .unwrap();
+    let again = a.load("swr".to_owned(), reload()).await.unwrap();
     assert_eq!(again.freshness, strata::Freshness::Stale);
 
     let refreshed = eventually(Duration::from_secs(2), || {
